@@ -1,0 +1,187 @@
+"""SIP URIs, name-addr values (From, To, Contact, Route) and Via values."""
+
+from dataclasses import dataclass, field, replace
+
+from telephony.sip.errors import SipParseError
+
+DEFAULT_SIP_PORT = 5060
+
+
+def _parse_params(text: str) -> dict[str, str | None]:
+    """`;a=1;lr;b="x y"` → {"a": "1", "lr": None, "b": '"x y"'}; names lower-cased."""
+    params: dict[str, str | None] = {}
+    for part in _split_outside_quotes(text, ";"):
+        part = part.strip()
+        if not part:
+            continue
+        name, sep, value = part.partition("=")
+        params[name.strip().lower()] = value.strip() if sep else None
+    return params
+
+
+def _format_params(params: dict[str, str | None]) -> str:
+    return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params.items())
+
+
+def _split_outside_quotes(text: str, separator: str) -> list[str]:
+    parts: list[str] = []
+    current: list[str] = []
+    in_quotes = False
+    for char in text:
+        if char == '"':
+            in_quotes = not in_quotes
+        if char == separator and not in_quotes:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
+def _split_host_port(text: str) -> tuple[str, int | None]:
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise SipParseError(f"unterminated IPv6 reference in {text!r}")
+        host, rest = text[: end + 1], text[end + 1 :]
+        if rest and not rest.startswith(":"):
+            raise SipParseError(f"bad host:port {text!r}")
+        port_text = rest[1:] if rest else ""
+    else:
+        host, _, port_text = text.partition(":")
+    if not host:
+        raise SipParseError(f"empty host in {text!r}")
+    if not port_text:
+        return host, None
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise SipParseError(f"bad port in {text!r}")
+    return host, int(port_text)
+
+
+def bare_host(host: str) -> str:
+    """A host as a socket wants it: IPv6 references lose their brackets."""
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
+@dataclass(frozen=True)
+class SipUri:
+    host: str
+    user: str | None = None
+    port: int | None = None
+    scheme: str = "sip"
+    password: str | None = None
+    params: dict[str, str | None] = field(default_factory=dict)
+    headers: str = ""
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        """Where to send to, for a URI whose host is an address (no DNS SRV here)."""
+        return bare_host(self.host), self.port or DEFAULT_SIP_PORT
+
+    @property
+    def is_loose_router(self) -> bool:
+        return "lr" in self.params
+
+    def with_params(self, **params: str | None) -> "SipUri":
+        return replace(self, params={**self.params, **params})
+
+    def __str__(self) -> str:
+        userinfo = ""
+        if self.user is not None:
+            userinfo = self.user + (f":{self.password}" if self.password is not None else "") + "@"
+        port = f":{self.port}" if self.port is not None else ""
+        headers = f"?{self.headers}" if self.headers else ""
+        return f"{self.scheme}:{userinfo}{self.host}{port}{_format_params(self.params)}{headers}"
+
+
+def parse_uri(text: str) -> SipUri:
+    text = text.strip()
+    scheme, sep, rest = text.partition(":")
+    scheme = scheme.lower()
+    if not sep or scheme not in ("sip", "sips"):
+        raise SipParseError(f"not a SIP URI: {text!r}")
+    rest, _, headers = rest.partition("?")
+    user: str | None = None
+    password: str | None = None
+    if "@" in rest:
+        userinfo, _, rest = rest.rpartition("@")
+        user, colon, pw = userinfo.partition(":")
+        password = pw if colon else None
+    hostport, _, params = rest.partition(";")
+    host, port = _split_host_port(hostport)
+    return SipUri(
+        host=host.lower(),
+        user=user,
+        port=port,
+        scheme=scheme,
+        password=password,
+        params=_parse_params(params),
+        headers=headers,
+    )
+
+
+@dataclass(frozen=True)
+class Address:
+    """A name-addr or addr-spec with header parameters: `"Ann" <sip:ann@h>;tag=1`."""
+
+    uri: SipUri
+    display_name: str | None = None
+    params: dict[str, str | None] = field(default_factory=dict)
+
+    @property
+    def tag(self) -> str | None:
+        return self.params.get("tag")
+
+    def with_tag(self, tag: str) -> "Address":
+        return replace(self, params={**self.params, "tag": tag})
+
+    def __str__(self) -> str:
+        display = f'"{self.display_name}" ' if self.display_name else ""
+        return f"{display}<{self.uri}>{_format_params(self.params)}"
+
+
+def parse_address(text: str) -> Address:
+    text = text.strip()
+    display: str | None = None
+    if "<" in text:
+        before, _, after = text.partition("<")
+        uri_text, closed, params = after.partition(">")
+        if not closed:
+            raise SipParseError(f"unterminated '<' in {text!r}")
+        before = before.strip()
+        if before.startswith('"') and before.endswith('"') and len(before) >= 2:
+            display = before[1:-1].replace('\\"', '"')
+        elif before:
+            display = before
+    else:
+        # addr-spec: parameters after the URI belong to the header, not the URI.
+        uri_text, _, params = text.partition(";")
+        params = ";" + params if params else ""
+    return Address(uri=parse_uri(uri_text), display_name=display, params=_parse_params(params))
+
+
+@dataclass(frozen=True)
+class Via:
+    transport: str
+    host: str
+    port: int | None
+    params: dict[str, str | None] = field(default_factory=dict)
+
+    @property
+    def branch(self) -> str | None:
+        return self.params.get("branch")
+
+    def __str__(self) -> str:
+        port = f":{self.port}" if self.port is not None else ""
+        return f"SIP/2.0/{self.transport} {self.host}{port}{_format_params(self.params)}"
+
+
+def parse_via(text: str) -> Via:
+    protocol, _, rest = text.strip().partition(" ")
+    parts = [p.strip() for p in protocol.split("/")]
+    if len(parts) != 3 or parts[0].upper() != "SIP":
+        raise SipParseError(f"bad Via {text!r}")
+    sent_by, _, params = rest.strip().partition(";")
+    host, port = _split_host_port(sent_by.strip())
+    return Via(transport=parts[2].upper(), host=host, port=port, params=_parse_params(params))
