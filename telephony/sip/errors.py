@@ -1,4 +1,4 @@
-"""Errors of the SIP engine: what we did wrong (local) is kept apart from what a peer did (remote)."""
+"""Errors of the SIP engine: our own faults (local) kept apart from a peer's (remote)."""
 
 
 class SipError(Exception):

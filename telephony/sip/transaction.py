@@ -150,6 +150,7 @@ class ClientTransaction(_Transaction):
         if self.state in (State.CALLING, State.PROCEEDING):
             self._timers.pop("A", None)
             if status < 200:
+                self._timers.pop("B", None)  # Timer B only runs in Calling; the TU may CANCEL
                 self.state = State.PROCEEDING
             elif status < 300:
                 self.state = State.ACCEPTED
@@ -325,6 +326,11 @@ class TransactionLayer:
     def respond(self, transaction: ServerTransaction, response: Response, now: float) -> None:
         transaction.respond(response, now)
         self._schedule(transaction)
+
+    def abandon(self, transaction: ClientTransaction) -> None:
+        """Forget an INVITE whose CANCEL was never answered (RFC 3261 9.1: after 64*T1)."""
+        transaction.state = State.TERMINATED
+        self._forget(transaction)
 
     def find_server(self, request: Request) -> ServerTransaction | None:
         return self._servers.get(server_key(request))

@@ -1,0 +1,202 @@
+"""The asyncio side of signalling: one UDP socket, the transaction layer, its timers.
+
+Everything protocol-shaped happens in the sans-IO layer; this module only moves datagrams, reads
+the loop's clock, and hands requests and responses to whoever waits for them.
+"""
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable
+
+from telephony.sip.errors import SipParseError
+from telephony.sip.message import Request, Response, parse_message
+from telephony.sip.transaction import (
+    AckNeverCame,
+    ClientTransaction,
+    Event,
+    RequestReceived,
+    ResponseReceived,
+    ServerTransaction,
+    TimerConfig,
+    TransactionLayer,
+    TransactionTimedOut,
+)
+from telephony.sip.uri import Via
+
+log = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+RequestHandler = Callable[[Request, Address, ServerTransaction | None], None]
+StrayResponseHandler = Callable[[Response], None]
+MAX_QUEUED_RESPONSES = 32
+
+
+def random_token(nbytes: int = 12) -> str:
+    return secrets.token_hex(nbytes)
+
+
+def new_branch() -> str:
+    return "z9hG4bK" + random_token()
+
+
+class Exchange:
+    """Responses to one request we sent; `None` from `next()`: the transaction timed out."""
+
+    def __init__(self, transaction: ClientTransaction) -> None:
+        self.transaction = transaction
+        self._responses: asyncio.Queue[Response | None] = asyncio.Queue(MAX_QUEUED_RESPONSES)
+
+    def deliver(self, response: Response | None) -> None:
+        if not self._responses.full():
+            self._responses.put_nowait(response)
+
+    async def next(self, timeout: float) -> Response | None:
+        """The next response; raises TimeoutError after `timeout` seconds of nothing."""
+        async with asyncio.timeout(timeout):
+            return await self._responses.get()
+
+    async def final(self, timeout: float) -> Response | None:
+        """Skip provisional responses; the final one, or None when the transaction timed out."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            response = await self.next(max(0.0, deadline - loop.time()))
+            if response is None or response.status >= 200:
+                return response
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, endpoint: "SipEndpoint") -> None:
+        self._endpoint = endpoint
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        self._endpoint.datagram_received(data, (str(addr[0]), int(addr[1])))
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("SIP socket error: %s", exc)
+
+
+class SipEndpoint:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        timers: TimerConfig,
+        on_request: RequestHandler,
+        on_stray_response: StrayResponseHandler,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.layer = TransactionLayer(timers)
+        self._on_request = on_request
+        self._on_stray_response = on_stray_response
+        self._transport: asyncio.DatagramTransport | None = None
+        self._exchanges: dict[ClientTransaction, Exchange] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self.dropped_datagrams = 0
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Protocol(self), local_addr=(self.host, self.port)
+        )
+        self._transport = transport
+        self.port = transport.get_extra_info("sockname")[1]
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+        for exchange in self._exchanges.values():
+            exchange.deliver(None)
+        self._exchanges.clear()
+
+    @property
+    def now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def via(self, branch: str | None = None) -> str:
+        return str(
+            Via("UDP", self.host, self.port, {"branch": branch or new_branch(), "rport": None})
+        )
+
+    def send_request(self, request: Request, destination: Address) -> Exchange:
+        transaction = self.layer.send_request(request, destination, self.now)
+        exchange = Exchange(transaction)
+        self._exchanges[transaction] = exchange
+        self._flush()
+        return exchange
+
+    def forget(self, exchange: Exchange) -> None:
+        """Stop routing responses to an exchange whose owner has stopped listening."""
+        self._exchanges.pop(exchange.transaction, None)
+        if not exchange.transaction.terminated and exchange.transaction.is_invite:
+            self.layer.abandon(exchange.transaction)
+
+    def respond(self, transaction: ServerTransaction, response: Response) -> None:
+        self.layer.respond(transaction, response, self.now)
+        self._flush()
+
+    def send_stateless(self, data: bytes, destination: Address) -> None:
+        self.layer.send_stateless(data, destination)
+        self._flush()
+
+    def datagram_received(self, data: bytes, source: Address) -> None:
+        if not data.strip():
+            return  # CRLF keep-alive
+        try:
+            message = parse_message(data)
+        except SipParseError as exc:
+            self.dropped_datagrams += 1
+            log.info("dropped a malformed SIP datagram from %s:%s: %s", *source, exc)
+            return
+        self._dispatch(self.layer.receive(message, source, self.now))
+        self._flush()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self._dispatch(self.layer.tick(self.now))
+        self._flush()
+
+    def _dispatch(self, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, RequestReceived):
+                self._on_request(event.request, event.source, event.transaction)
+            elif isinstance(event, ResponseReceived):
+                self._deliver(event)
+            elif isinstance(event, TransactionTimedOut):
+                exchange = self._exchanges.pop(event.transaction, None)
+                if exchange is not None:
+                    exchange.deliver(None)
+            elif isinstance(event, AckNeverCame):
+                log.info("no ACK for our final response on %s", event.transaction.request.call_id)
+
+    def _deliver(self, event: ResponseReceived) -> None:
+        exchange = None if event.transaction is None else self._exchanges.get(event.transaction)
+        if exchange is None:
+            self._on_stray_response(event.response)  # e.g. a 2xx retransmitted: ACK it again
+            return
+        exchange.deliver(event.response)
+        if event.response.status >= 200:
+            self._exchanges.pop(exchange.transaction, None)
+
+    def _flush(self) -> None:
+        for datagram in self.layer.datagrams_to_send():
+            if self._transport is not None:
+                self._transport.sendto(datagram.data, datagram.address)
+        self._rearm()
+
+    def _rearm(self) -> None:
+        deadline = self.layer.next_deadline()
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        loop = asyncio.get_running_loop()
+        self._timer = None if deadline is None else loop.call_at(deadline, self._on_timer)
