@@ -26,3 +26,19 @@ DEFAULT_TELEPHONE_EVENT_PT = 101
 
 def codec_by_payload_type(payload_type: int) -> Codec | None:
     return next((c for c in AUDIO_CODECS if c.payload_type == payload_type), None)
+
+
+@dataclass(frozen=True)
+class MediaParams:
+    """What offer/answer agreed for one call's audio stream (RFC 3264).
+
+    `remote` is where we send RTP and the only source we accept it from (symmetric RTP).
+    `telephone_event_pt` is None when the peer did not agree to RFC 4733 events.
+    `sending`/`receiving` follow the agreed direction (sendrecv, sendonly, recvonly, inactive).
+    """
+
+    remote: tuple[str, int]
+    codec: Codec
+    telephone_event_pt: int | None = DEFAULT_TELEPHONE_EVENT_PT
+    sending: bool = True
+    receiving: bool = True
