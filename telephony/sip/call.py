@@ -1,0 +1,275 @@
+"""An established call: a confirmed dialog plus its RTP stream.
+
+The rest of ringback plays prompts, waits for digits and hangs up here. In-dialog requests from
+the far end (BYE, re-INVITE, UPDATE, INFO, OPTIONS, ACK) arrive through `handle_request`.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from enum import Enum
+from typing import TypeVar
+
+from audio.prompts import EncodedPrompt
+
+from telephony.sip.codecs import MediaParams
+from telephony.sip.dialog import Dialog
+from telephony.sip.endpoint import Address
+from telephony.sip.info_dtmf import digit_from_info
+from telephony.sip.media import RtpStream
+from telephony.sip.message import Request, Response
+from telephony.sip.sdp import LocalMedia, SdpError
+from telephony.sip.stack import ALLOW, Stack
+from telephony.sip.transaction import ServerTransaction
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class EndReason(Enum):
+    LOCAL_HANGUP = "local_hangup"
+    REMOTE_HANGUP = "remote_hangup"
+    NO_ACK = "no_ack"  # our 2xx was never acknowledged
+    BAD_ANSWER = "bad_answer"  # the far end's SDP could not be used
+
+
+class Call:
+    def __init__(
+        self,
+        stack: Stack,
+        dialog: Dialog,
+        local_media: LocalMedia,
+        stream: RtpStream,
+        *,
+        outbound: bool,
+    ) -> None:
+        self._stack = stack
+        self.dialog = dialog
+        self.local_media = local_media
+        self.stream = stream
+        self.outbound = outbound
+        self.media: MediaParams | None = None
+        loop = asyncio.get_running_loop()
+        self.answered_at = loop.time()
+        self.ended_at: float | None = None
+        self.end_reason: EndReason | None = None
+        self.ended = asyncio.Event()
+        self._acked = asyncio.Event()
+        self._ack_wire: tuple[bytes, Address] | None = None
+        self._awaiting_answer_in_ack = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._hangup_started = False
+
+    @property
+    def call_id(self) -> str:
+        return self.dialog.call_id
+
+    @property
+    def duration_s(self) -> float:
+        end = self.ended_at if self.ended_at is not None else asyncio.get_running_loop().time()
+        return end - self.answered_at
+
+    # --- what the rest of ringback uses -------------------------------------------------------
+
+    async def play(self, prompt: EncodedPrompt, *, barge_in: bool = True) -> bool:
+        """Play a prompt; False when a digit (barge-in), a hang-up or `stop_playback` cut it."""
+        if self.ended.is_set() or self.media is None:
+            return False
+        return await self.stream.play(prompt.for_law(self.media.codec.law), barge_in=barge_in)
+
+    def stop_playback(self) -> None:
+        self.stream.stop_playback()
+
+    async def receive_digit(self, timeout: float) -> str | None:
+        """The next key the caller pressed, or None after `timeout` or when the call ends."""
+        return await self._unless_ended(self.stream.receive_digit(timeout), timeout)
+
+    async def collect_digits(self, count: int, timeout: float, terminator: str = "#") -> str:
+        """Up to `count` keys, each within `timeout` of the previous; `terminator` ends early."""
+        digits = ""
+        while len(digits) < count:
+            digit = await self.receive_digit(timeout)
+            if digit is None or digit == terminator:
+                break
+            digits += digit
+        return digits
+
+    async def send_digit(self, digit: str) -> None:
+        if not self.ended.is_set():
+            await self.stream.send_digit(digit)
+
+    async def wait_ended(self, timeout: float) -> bool:
+        try:
+            async with asyncio.timeout(timeout):
+                await self.ended.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def hangup(self) -> None:
+        """Send BYE and wait for its answer (bounded by the transaction's own timeout)."""
+        if self.ended.is_set() or self._hangup_started:
+            await self.ended.wait()
+            return
+        self._hangup_started = True
+        self.stream.close()
+        try:
+            bye = self.dialog.new_request("BYE", self._stack.endpoint.via())
+            destination = await self._stack.resolve(self.dialog.next_hop())
+            exchange = self._stack.endpoint.send_request(bye, destination)
+            response = await exchange.final(self._stack.config.timers.timeout + 1)
+            if response is None:
+                log.info("BYE for %s was never answered", self.call_id)
+        except Exception:
+            log.exception("BYE for %s failed", self.call_id)
+        finally:
+            self._end(EndReason.LOCAL_HANGUP)
+
+    # --- set-up, called by outbound / inbound -------------------------------------------------
+
+    def start_media(self, params: MediaParams) -> None:
+        self.media = params
+        self.stream.start(params)
+
+    def remember_ack(self, wire: bytes, destination: Address) -> None:
+        """The ACK we sent for the 2xx to our INVITE: resent on every retransmitted 2xx."""
+        self._ack_wire = (wire, destination)
+
+    def retransmit_until_ack(self, response: Response, destination: Address) -> None:
+        """RFC 3261 13.3.1.4: the UAS core resends its 2xx until the ACK, then gives up."""
+        self._acked.clear()
+        self._spawn(self._retransmit_2xx(response.to_bytes(), destination))
+
+    def expect_answer_in_ack(self) -> None:
+        self._awaiting_answer_in_ack = True
+
+    async def wait_acked(self) -> bool:
+        timers = self._stack.config.timers
+        try:
+            async with asyncio.timeout(timers.timeout + 1):
+                await self._acked.wait()
+        except TimeoutError:
+            return False
+        return not self.ended.is_set()
+
+    # --- what the far end sends --------------------------------------------------------------
+
+    def handle_request(self, request: Request, transaction: ServerTransaction | None) -> None:
+        if request.method == "ACK":
+            self._on_ack(request)
+            return
+        if transaction is None:
+            return
+        if not self.dialog.accepts_remote_seq(request.cseq[0]):
+            self._stack.respond(transaction, 500, headers=[("Retry-After", "1")])
+            return
+        method = request.method
+        if method == "BYE":
+            self._stack.respond(transaction, 200)
+            self.stream.close()
+            self._end(EndReason.REMOTE_HANGUP)
+        elif method in ("INVITE", "UPDATE"):
+            self._on_offer(request, transaction)
+        elif method == "INFO":
+            self._on_info(request, transaction)
+        elif method == "OPTIONS":
+            self._stack.respond(transaction, 200, headers=[("Allow", ALLOW)])
+        elif method in ("CANCEL", "PRACK"):
+            self._stack.respond(transaction, 481)
+        else:
+            self._stack.respond(transaction, 405, headers=[("Allow", ALLOW)])
+
+    def handle_2xx_retransmission(self, response: Response) -> None:
+        if self._ack_wire is not None and response.cseq[1] == "INVITE":
+            self._stack.endpoint.send_stateless(*self._ack_wire)
+
+    def _on_ack(self, request: Request) -> None:
+        if self._awaiting_answer_in_ack and request.body:
+            self._awaiting_answer_in_ack = False
+            try:
+                self.start_media(self.local_media.accept_answer(request.body))
+            except SdpError as exc:
+                log.info("unusable answer in ACK on %s: %s", self.call_id, exc)
+                self._spawn(self.hangup())
+        self._acked.set()
+
+    def _on_offer(self, request: Request, transaction: ServerTransaction) -> None:
+        """re-INVITE or UPDATE: answer keeping the media; an offerless re-INVITE gets ours."""
+        self.dialog.update_target(request)
+        headers = [("Contact", self._stack.contact), ("Allow", ALLOW)]
+        if request.body and self.media is not None:
+            try:
+                body, params = self.local_media.reanswer(request.body, self.media)
+            except SdpError as exc:
+                log.info("re-offer on %s refused: %s", self.call_id, exc)
+                self._stack.respond(transaction, 488)
+                return
+            self.media = params
+            self.stream.update(params)
+        else:
+            body = self.local_media.current_sdp()
+            if request.method == "INVITE":
+                self.expect_answer_in_ack()
+        response = self._stack.respond(transaction, 200, headers=headers, body=body)
+        if request.method == "INVITE":
+            self.retransmit_until_ack(response, transaction.reply_to)
+
+    def _on_info(self, request: Request, transaction: ServerTransaction) -> None:
+        digit = digit_from_info(request.headers.get("Content-Type"), request.body)
+        if digit is None:
+            self._stack.respond(transaction, 415, headers=[("Accept", "application/dtmf-relay")])
+            return
+        self._stack.respond(transaction, 200)
+        self.stream.push_digit(digit)
+
+    # --- internals ---------------------------------------------------------------------------
+
+    async def _retransmit_2xx(self, wire: bytes, destination: Address) -> None:
+        timers = self._stack.config.timers
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + timers.timeout
+        interval = timers.t1
+        while not self._acked.is_set() and not self.ended.is_set():
+            remaining = give_up_at - loop.time()
+            if remaining <= 0:
+                log.info("no ACK for our 2xx on %s: hanging up", self.call_id)
+                self._acked.set()
+                await self.hangup()
+                if self.end_reason is EndReason.LOCAL_HANGUP:
+                    self.end_reason = EndReason.NO_ACK
+                return
+            try:
+                async with asyncio.timeout(min(interval, remaining)):
+                    await self._acked.wait()
+            except TimeoutError:
+                self._stack.endpoint.send_stateless(wire, destination)
+                interval = min(interval * 2, timers.t2)
+
+    async def _unless_ended(self, awaitable: Awaitable[T | None], timeout: float) -> T | None:
+        waiting = asyncio.ensure_future(awaitable)
+        ended = asyncio.ensure_future(self.ended.wait())
+        try:
+            await asyncio.wait({waiting, ended}, timeout=timeout + 1,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ended.cancel()
+        if waiting.done():
+            return waiting.result()
+        waiting.cancel()
+        return None
+
+    def _spawn(self, coroutine: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _end(self, reason: EndReason) -> None:
+        if self.ended.is_set():
+            return
+        self.stream.close()
+        self.end_reason = reason
+        self.ended_at = asyncio.get_running_loop().time()
+        self._stack.dialogs.pop(self.dialog.key, None)
+        self.ended.set()
+        log.info("call %s ended: %s after %.1f s", self.call_id, reason.value, self.duration_s)

@@ -1,0 +1,230 @@
+"""ringback's SIP user agent: the one object the rest of ringback talks to.
+
+It owns the signalling endpoint, the media engine and the registration, routes every incoming
+request to the dialog or call it belongs to, and answers what belongs to no one.
+"""
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from types import TracebackType
+
+from telephony.outcomes import Outcome
+from telephony.sip.call import Call
+from telephony.sip.config import EngineConfig, SipAccount
+from telephony.sip.dialog import Dialog
+from telephony.sip.endpoint import Address, SipEndpoint
+from telephony.sip.inbound import IncomingCall, IncomingQueue
+from telephony.sip.media import MediaEngine
+from telephony.sip.message import Request, Response
+from telephony.sip.outbound import CallResult, OutboundCall
+from telephony.sip.registration import Registration
+from telephony.sip.stack import ALLOW, Stack
+from telephony.sip.transaction import ServerTransaction
+from telephony.sip.uri import parse_address
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset()  # no option tags supported yet
+KNOWN_METHODS = frozenset(
+    {"BYE", "INFO", "UPDATE", "PRACK", "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "PUBLISH",
+     "REGISTER"}
+)
+SHUTDOWN_TIMEOUT_S = 5.0
+
+
+class SipUserAgent:
+    def __init__(
+        self, account: SipAccount, config: EngineConfig, *, inband_dtmf: bool = False
+    ) -> None:
+        self.account = account
+        self.config = config
+        endpoint = SipEndpoint(
+            config.local_host, config.sip_port, config.timers, self._on_request,
+            self._on_stray_response,
+        )
+        self.stack = Stack(endpoint, account, config)
+        self.media = MediaEngine(config.local_host, config.rtp_ports, inband_dtmf=inband_dtmf)
+        self.incoming = IncomingQueue(self.stack, self.media, config.max_pending_incoming)
+        self.registration: Registration | None = None
+        self._attempts: set[OutboundCall] = set()
+        self._calls: set[Call] = set()
+        self._stopping = False
+        self._background: set[asyncio.Future[None]] = set()
+
+    async def __aenter__(self) -> "SipUserAgent":
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def endpoint(self) -> SipEndpoint:
+        return self.stack.endpoint
+
+    async def start(self) -> None:
+        """Open the sockets; register first when a registrar is configured (raises on failure)."""
+        await self.stack.endpoint.open()
+        if self.account.registrar_uri is not None:
+            self.registration = Registration(self.stack)
+            try:
+                await self.registration.start()
+            except BaseException:
+                await self.stop()
+                raise
+
+    async def stop(self) -> None:
+        """Cancel ringing attempts, hang up live calls, unregister, close the sockets."""
+        self._stopping = True
+        self.incoming.reject_all()
+        for attempt in list(self._attempts):
+            attempt.abort()
+        try:
+            async with asyncio.timeout(SHUTDOWN_TIMEOUT_S):
+                await asyncio.gather(*(call.hangup() for call in list(self._calls)),
+                                     return_exceptions=True)
+            if self.registration is not None:
+                async with asyncio.timeout(SHUTDOWN_TIMEOUT_S):
+                    await self.registration.stop()
+        except TimeoutError:
+            log.warning("SIP shutdown did not finish within %.0f s", SHUTDOWN_TIMEOUT_S)
+        self.media.close()
+        self.stack.endpoint.close()
+
+    async def call(
+        self,
+        target: str,
+        *,
+        caller_id: str | None = None,
+        ring_timeout: float = 30.0,
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> CallResult:
+        """Place a call; an answered call comes back in `result.call`, ready to play."""
+        attempt = OutboundCall(
+            self.stack, self.media, self.stack.target_uri(target),
+            caller_id=caller_id, ring_timeout=ring_timeout, headers=headers,
+        )
+        if self._stopping:
+            attempt.abort()
+        self._attempts.add(attempt)
+        try:
+            result = await attempt.run()
+        finally:
+            self._attempts.discard(attempt)
+        if result.call is not None:
+            self._track(result.call)
+        return result
+
+    async def next_incoming(self, timeout: float) -> IncomingCall | None:
+        return await self.incoming.next(timeout)
+
+    async def answer(self, incoming: IncomingCall) -> Call:
+        call = await incoming.answer()
+        self._track(call)
+        return call
+
+    def _track(self, call: Call) -> None:
+        self._calls.add(call)
+        asyncio.ensure_future(call.ended.wait()).add_done_callback(
+            lambda _: self._calls.discard(call)
+        )
+
+    # --- routing -------------------------------------------------------------------------------
+
+    def _on_request(
+        self, request: Request, source: Address, transaction: ServerTransaction | None
+    ) -> None:
+        try:
+            self._route(request, transaction)
+        except Exception:  # one bad request must never take the endpoint down
+            log.exception("failed to handle %s from %s:%s", request.method, *source)
+            if transaction is not None and transaction.last_response is None:
+                self.stack.respond(transaction, 500)
+
+    def _route(self, request: Request, transaction: ServerTransaction | None) -> None:
+        to_tag = request.to_address.tag
+        if to_tag is not None:
+            key = (request.call_id, to_tag, request.from_address.tag or "")
+            owner = self.stack.dialogs.get(key)
+            if owner is not None:
+                owner.handle_request(request, transaction)
+            elif transaction is not None:
+                self.stack.respond(transaction, 481)
+            return
+        if transaction is None:  # an ACK outside any dialog: nothing to do
+            return
+        method = request.method
+        if method == "CANCEL":
+            self.incoming.cancel(request, transaction)
+        elif method not in ("INVITE", "OPTIONS") and method in KNOWN_METHODS:
+            status = 481 if method in ("BYE", "PRACK", "UPDATE", "INFO") else 405
+            self.stack.respond(transaction, status, headers=[("Allow", ALLOW)])
+        elif method not in ("INVITE", "OPTIONS"):
+            self.stack.respond(transaction, 501, headers=[("Allow", ALLOW)])
+        elif unsupported := _unsupported_extensions(request):
+            self.stack.respond(transaction, 420, headers=[("Unsupported", ", ".join(unsupported))])
+        elif method == "OPTIONS":
+            self.stack.respond(
+                transaction, 200,
+                headers=[("Allow", ALLOW), ("Accept", "application/sdp"), ("Contact",
+                                                                         self.stack.contact)],
+            )
+        elif self._stopping:
+            self.stack.respond(transaction, 503, headers=[("Retry-After", "30")])
+        else:
+            self.incoming.offer(request, transaction)
+
+    def _on_stray_response(self, response: Response) -> None:
+        """A 2xx to an INVITE whose transaction is gone: our ACK was lost, or a late fork."""
+        if response.cseq[1] != "INVITE" or not 200 <= response.status < 300:
+            return
+        key = (response.call_id, response.from_address.tag or "",
+               response.to_address.tag or "")
+        owner = self.stack.dialogs.get(key)
+        if owner is not None:
+            owner.handle_2xx_retransmission(response)
+        elif response.call_id not in self.stack.inviting:
+            task = asyncio.ensure_future(self._refuse_stray_2xx(response))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _refuse_stray_2xx(self, response: Response) -> None:
+        """RFC 3261 13.2.2.4: ACK an unwanted 2xx, then BYE it."""
+        try:
+            dialog = _dialog_from_2xx(response)
+            endpoint = self.stack.endpoint
+            destination = await self.stack.resolve(dialog.next_hop())
+            ack = dialog.new_request("ACK", endpoint.via(), cseq=response.cseq[0])
+            endpoint.send_stateless(ack.to_bytes(), destination)
+            endpoint.send_request(dialog.new_request("BYE", endpoint.via()), destination)
+        except Exception:
+            log.exception("could not refuse a stray 2xx on %s", response.call_id)
+
+
+def _unsupported_extensions(request: Request) -> list[str]:
+    required = [tag.strip() for value in request.headers.get_all("Require")
+                for tag in value.split(",") if tag.strip()]
+    return [tag for tag in required if tag not in SUPPORTED_EXTENSIONS]
+
+
+def _dialog_from_2xx(response: Response) -> Dialog:
+    contact = response.headers.get("Contact")
+    local = response.from_address
+    remote = response.to_address
+    return Dialog(
+        call_id=response.call_id,
+        local_tag=local.tag or "",
+        remote_tag=remote.tag or "",
+        local_address=str(local),
+        remote_address=str(remote),
+        remote_target=parse_address(contact).uri if contact else remote.uri,
+        route_set=list(reversed(response.headers.get_all("Record-Route"))),
+        local_seq=response.cseq[0],
+    )
+
+
+__all__ = ["Call", "CallResult", "IncomingCall", "Outcome", "SipUserAgent"]
