@@ -132,6 +132,13 @@ class Call:
         self.media = params
         self.stream.start(params)
 
+    def _apply(self, params: MediaParams) -> None:
+        if self.media is None:
+            self.start_media(params)
+        else:
+            self.media = params
+            self.stream.update(params)
+
     def remember_ack(self, wire: bytes, destination: Address) -> None:
         """The ACK we sent for the 2xx to our INVITE: resent on every retransmitted 2xx."""
         self._ack_wire = (wire, destination)
@@ -198,15 +205,18 @@ class Call:
         """re-INVITE or UPDATE: answer keeping the media; an offerless re-INVITE gets ours."""
         self.dialog.update_target(request)
         headers = [("Contact", self._stack.contact), ("Allow", ALLOW)]
-        if request.body and self.media is not None:
+        if request.body:
             try:
-                body, params = self.local_media.reanswer(request.body, self.media)
+                if self.media is None:
+                    body, params = self.local_media.answer(request.body)
+                else:
+                    body, params = self.local_media.reanswer(request.body, self.media)
             except SdpError as exc:
                 log.info("re-offer on %s refused: %s", self.call_id, exc)
                 self._stack.respond(transaction, 488)
                 return
-            self.media = params
-            self.stream.update(params)
+            self._awaiting_answer_in_ack = False
+            self._apply(params)
         else:
             body = self.local_media.current_sdp()
             if request.method == "INVITE":

@@ -88,12 +88,15 @@ class Stack:
         headers: list[tuple[str, str]] | None = None,
         body: bytes = b"",
     ) -> Response:
+        request = transaction.request
         extra = [("Server", self.config.user_agent), *(headers or [])]
+        if request.method == "INVITE" and 100 < status < 300 and to_tag is not None:
+            # RFC 3261 12.1.1: a dialog-creating response carries the Record-Route set.
+            extra = [("Record-Route", route) for route in request.headers.get_all("Record-Route")]
+            extra += [("Server", self.config.user_agent), *(headers or [])]
         if body:
             extra.append(("Content-Type", "application/sdp"))
-        response = make_response(
-            transaction.request, status, to_tag=to_tag, headers=extra, body=body
-        )
+        response = make_response(request, status, to_tag=to_tag, headers=extra, body=body)
         self.endpoint.respond(transaction, response)
         return response
 
