@@ -12,7 +12,7 @@ class Dialog:
     call_id: str
     local_tag: str
     remote_tag: str
-    local_address: str  # the From (UAC) or To (UAS) value without tag, as sent
+    local_address: str  # our From (UAC) or To (UAS) value, with our tag
     remote_address: str
     remote_target: SipUri
     route_set: list[str] = field(default_factory=list)

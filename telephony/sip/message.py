@@ -13,6 +13,10 @@ MAX_HEADER_LINE_BYTES = 8_192
 SIP_VERSION = "SIP/2.0"
 
 _TOKEN = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~]+$")
+# ASCII digits only: str.isdigit() accepts "²" and "٣", and int() of thousands of digits raises.
+_CSEQ_NUMBER = re.compile(r"[0-9]{1,10}")
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,10}")
+_STATUS_CODE = re.compile(r"[1-6][0-9][0-9]")
 
 REASON_PHRASES = {
     100: "Trying",
@@ -102,19 +106,21 @@ Message = Request | Response
 
 
 def parse_cseq(value: str) -> tuple[int, str]:
-    number, _, method = value.strip().partition(" ")
-    method = method.strip()
-    if not number.isdigit() or not _TOKEN.match(method) or int(number) >= 2**31:
+    """`4711 INVITE` → (4711, "INVITE"); LWS (spaces or tabs) separates them (RFC 3261 20.16)."""
+    parts = value.split()
+    number, method = parts if len(parts) == 2 else ("", "")
+    if not _CSEQ_NUMBER.fullmatch(number) or not _TOKEN.match(method) or int(number) >= 2**31:
         raise SipParseError(f"bad CSeq {value!r}")
     return int(number), method.upper()
 
 
 def _split_head(data: bytes) -> tuple[bytes, bytes]:
-    for separator in (b"\r\n\r\n", b"\n\n"):
-        index = data.find(separator)
-        if index >= 0:
-            return data[:index], data[index + len(separator) :]
-    raise SipParseError("no empty line after the headers")
+    """Headers and body split at the first empty line, CRLF or bare-LF line ends alike."""
+    found = [(index, sep) for sep in (b"\r\n\r\n", b"\n\n") if (index := data.find(sep)) >= 0]
+    if not found:
+        raise SipParseError("no empty line after the headers")
+    index, separator = min(found)
+    return data[:index], data[index + len(separator) :]
 
 
 def _unfold(head: str) -> list[str]:
@@ -157,7 +163,7 @@ def _body(headers: Headers, rest: bytes) -> bytes:
     length_text = headers.get("Content-Length")
     if length_text is None:
         return rest
-    if not length_text.isdigit():
+    if not _CONTENT_LENGTH.fullmatch(length_text):
         raise SipParseError(f"bad Content-Length {length_text!r}")
     length = int(length_text)
     if length > len(rest):
@@ -171,7 +177,7 @@ def _start(line: str, headers: Headers, body: bytes) -> Message:
         raise SipParseError(f"bad start line {line[:80]!r}")
     if parts[0].upper() == SIP_VERSION:
         status = parts[1]
-        if len(status) != 3 or not status.isdigit() or not 100 <= int(status) <= 699:
+        if not _STATUS_CODE.fullmatch(status):
             raise SipParseError(f"bad status code {status!r}")
         return Response(headers=headers, body=body, status=int(status), reason=parts[2].strip())
     method, uri, version = parts

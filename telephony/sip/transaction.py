@@ -225,6 +225,10 @@ class ServerTransaction(_Transaction):
         self._wire = b""
 
     def respond(self, response: Response, now: float) -> None:
+        if self.state is State.ACCEPTED and 200 <= response.status < 300:
+            # RFC 6026 8.5: the TU retransmits its 2xx through the Accepted transaction.
+            self._send(Datagram(response.to_bytes(), self.reply_to))
+            return
         if self.state not in (State.TRYING, State.PROCEEDING):
             raise LocalProtocolError(f"cannot respond in state {self.state.value}")
         self.last_response = response
@@ -296,7 +300,9 @@ class TransactionLayer:
         return len(self._clients) + len(self._servers)
 
     def datagrams_to_send(self) -> list[Datagram]:
-        out, self._outgoing = self._outgoing, []
+        # Emptied in place: every transaction holds this very list's `append`.
+        out = list(self._outgoing)
+        self._outgoing.clear()
         return out
 
     def send_stateless(self, data: bytes, destination: Address) -> None:
@@ -314,11 +320,12 @@ class TransactionLayer:
     def send_request(self, request: Request, destination: Address, now: float) -> ClientTransaction:
         if request.method == "ACK":
             raise LocalProtocolError("an ACK has no client transaction; use send_stateless")
+        branch = request.top_via.branch or ""
+        if (branch, request.method) in self._clients:  # before anything is sent
+            raise LocalProtocolError(f"branch {branch} is already in use")
         transaction = ClientTransaction(
             request, destination, now, self.timers, self._outgoing.append, self._events.append
         )
-        if transaction.key in self._clients:
-            raise LocalProtocolError(f"branch {transaction.branch} is already in use")
         self._clients[transaction.key] = transaction
         self._schedule(transaction)
         return transaction
@@ -329,11 +336,19 @@ class TransactionLayer:
 
     def abandon(self, transaction: ClientTransaction) -> None:
         """Forget an INVITE whose CANCEL was never answered (RFC 3261 9.1: after 64*T1)."""
-        transaction.state = State.TERMINATED
+        transaction._terminate()  # its timers go too: next_deadline() must not wake for it
         self._forget(transaction)
 
     def find_server(self, request: Request) -> ServerTransaction | None:
-        return self._servers.get(server_key(request))
+        """The server transaction a request belongs to; for a CANCEL, the INVITE it cancels.
+
+        RFC 3261 9.2: the transaction to cancel is matched as if the CANCEL had the method of
+        the request it cancels (17.2.3); the CANCEL's own transaction comes with its event.
+        """
+        branch, sent_by, method = server_key(request)
+        if method == "CANCEL":
+            method = "INVITE"
+        return self._servers.get((branch, sent_by, method))
 
     def receive(self, message: Message, source: Address, now: float) -> list[Event]:
         if isinstance(message, Response):
@@ -398,5 +413,6 @@ class TransactionLayer:
                 del self._servers[key]
 
     def _take_events(self) -> list[Event]:
-        events, self._events = self._events, []
+        events = list(self._events)  # emptied in place, like datagrams_to_send()
+        self._events.clear()
         return events

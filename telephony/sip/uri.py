@@ -1,10 +1,17 @@
 """SIP URIs, name-addr values (From, To, Contact, Route) and Via values."""
 
+import re
 from dataclasses import dataclass, field, replace
 
 from telephony.sip.errors import SipParseError
 
 DEFAULT_SIP_PORT = 5060
+
+# RFC 3261 25.1: SLASH and COLON allow linear white space around them ("SIP / 2.0 / UDP").
+_VIA_PROTOCOL = re.compile(
+    r"^\s*SIP\s*/\s*2\.0\s*/\s*([A-Za-z0-9\-.!%*_+`'~]+)\s+(.*)$", re.IGNORECASE | re.DOTALL
+)
+_PORT = re.compile(r"[0-9]{1,5}")
 
 
 def _parse_params(text: str) -> dict[str, str | None]:
@@ -54,7 +61,7 @@ def _split_host_port(text: str) -> tuple[str, int | None]:
         raise SipParseError(f"empty host in {text!r}")
     if not port_text:
         return host, None
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if not _PORT.fullmatch(port_text) or not 0 < int(port_text) < 65536:
         raise SipParseError(f"bad port in {text!r}")
     return host, int(port_text)
 
@@ -101,13 +108,14 @@ def parse_uri(text: str) -> SipUri:
     scheme = scheme.lower()
     if not sep or scheme not in ("sip", "sips"):
         raise SipParseError(f"not a SIP URI: {text!r}")
-    rest, _, headers = rest.partition("?")
     user: str | None = None
     password: str | None = None
     if "@" in rest:
-        userinfo, _, rest = rest.rpartition("@")
+        # RFC 3261 25.1: a user part may hold "?", ";" and "," (user-unreserved) but never "@".
+        userinfo, _, rest = rest.partition("@")
         user, colon, pw = userinfo.partition(":")
         password = pw if colon else None
+    rest, _, headers = rest.partition("?")
     hostport, _, params = rest.partition(";")
     host, port = _split_host_port(hostport)
     return SipUri(
@@ -137,21 +145,46 @@ class Address:
         return replace(self, params={**self.params, "tag": tag})
 
     def __str__(self) -> str:
-        display = f'"{self.display_name}" ' if self.display_name else ""
+        display = ""
+        if self.display_name:
+            quoted = self.display_name.replace("\\", "\\\\").replace('"', '\\"')
+            display = f'"{quoted}" '
         return f"{display}<{self.uri}>{_format_params(self.params)}"
+
+
+def _angle_start(text: str) -> int:
+    """Where the `<` opening a name-addr is: not inside a quoted display name (RFC 3261 25.1)."""
+    in_quotes = False
+    escaped = False
+    for index, char in enumerate(text):
+        if escaped:
+            escaped = False
+        elif in_quotes and char == "\\":
+            escaped = True
+        elif char == '"':
+            in_quotes = not in_quotes
+        elif char == "<" and not in_quotes:
+            return index
+    return -1
+
+
+def _unquote(text: str) -> str:
+    """The content of a quoted-string, quoted-pairs (`\\"`, `\\\\`) undone."""
+    return re.sub(r"\\(.)", r"\1", text[1:-1], flags=re.S)
 
 
 def parse_address(text: str) -> Address:
     text = text.strip()
     display: str | None = None
-    if "<" in text:
-        before, _, after = text.partition("<")
+    start = _angle_start(text)
+    if start >= 0:
+        before, after = text[:start], text[start + 1 :]
         uri_text, closed, params = after.partition(">")
         if not closed:
             raise SipParseError(f"unterminated '<' in {text!r}")
         before = before.strip()
         if before.startswith('"') and before.endswith('"') and len(before) >= 2:
-            display = before[1:-1].replace('\\"', '"')
+            display = _unquote(before)
         elif before:
             display = before
     else:
@@ -178,10 +211,13 @@ class Via:
 
 
 def parse_via(text: str) -> Via:
-    protocol, _, rest = text.strip().partition(" ")
-    parts = [p.strip() for p in protocol.split("/")]
-    if len(parts) != 3 or parts[0].upper() != "SIP":
+    match = _VIA_PROTOCOL.match(text)
+    if match is None:
         raise SipParseError(f"bad Via {text!r}")
-    sent_by, _, params = rest.strip().partition(";")
-    host, port = _split_host_port(sent_by.strip())
-    return Via(transport=parts[2].upper(), host=host, port=port, params=_parse_params(params))
+    transport, rest = match.groups()
+    sent_by, _, params = rest.partition(";")
+    host_port = re.sub(r"\s*:\s*", ":", sent_by.strip())
+    if not host_port or any(char.isspace() for char in host_port):
+        raise SipParseError(f"bad Via {text!r}")
+    host, port = _split_host_port(host_port)
+    return Via(transport=transport.upper(), host=host, port=port, params=_parse_params(params))
