@@ -1,0 +1,167 @@
+"""Shared fixtures. The peer fixtures start real processes (Kamailio, sipp, baresip, dumpcap)
+on 127.0.0.1 with fresh ports per test and always stop them in their finalisers.
+
+A missing peer binary is a test error with a clear message, never a silent skip:
+``scripts/setup.sh`` installs them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.peers.baresip import Baresip
+from tests.peers.capture import Capture
+from tests.peers.kamailio import Kamailio
+from tests.peers.process import PeerError
+from tests.peers.sipp import Sipp
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+def _failed(request: pytest.FixtureRequest) -> bool:
+    rep = getattr(request.node, "rep_call", None)
+    return rep is None or bool(rep.failed)
+
+
+def _dump(title: str, text: str, limit: int = 6000) -> None:
+    print(f"\n===== {title} (last {limit} chars) =====\n{text[-limit:]}")
+
+
+def _start_kamailio(request: pytest.FixtureRequest, workdir: Path, **kwargs: Any) -> Kamailio:
+    try:
+        kam = Kamailio(workdir, **kwargs)
+    except PeerError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        kam.start()
+    except PeerError:
+        kam.close()
+        raise
+    return kam
+
+
+@pytest.fixture
+def kamailio(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Kamailio]:
+    """A running Kamailio registrar/proxy (users ringback/secret and client/clientpw)."""
+    kam = _start_kamailio(request, tmp_path / "kamailio")
+    try:
+        yield kam
+    finally:
+        kam.close()
+        if _failed(request):
+            _dump(f"kamailio log {kam.log_path}", kam.log_text())
+
+
+@pytest.fixture
+def kamailio_invite_auth(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Kamailio]:
+    """Like ``kamailio``, but INVITEs from known users get a 407 first (WITH_INVITE_AUTH)."""
+    kam = _start_kamailio(request, tmp_path / "kamailio-auth", invite_auth=True)
+    try:
+        yield kam
+    finally:
+        kam.close()
+        if _failed(request):
+            _dump(f"kamailio log {kam.log_path}", kam.log_text())
+
+
+SippFactory = Callable[..., Sipp]
+BaresipFactory = Callable[..., Baresip]
+CaptureFactory = Callable[..., Capture]
+
+
+@pytest.fixture
+def sipp(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SippFactory]:
+    """``sipp(scenario, *, start=False, **Sipp kwargs) -> Sipp``.
+
+    ``start=True`` starts it in the background (UAS) and returns once its port is bound;
+    otherwise call ``.start()`` / ``.run(timeout)`` yourself. Every instance is stopped at
+    teardown.
+    """
+    created: list[Sipp] = []
+
+    def factory(scenario: str, *, start: bool = False, **kwargs: Any) -> Sipp:
+        workdir = tmp_path / f"sipp-{len(created)}-{Path(scenario).stem}"
+        try:
+            peer = Sipp(scenario, workdir, **kwargs)
+        except PeerError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        created.append(peer)
+        if start:
+            peer.start()
+        return peer
+
+    try:
+        yield factory
+    finally:
+        failed = _failed(request)
+        for peer in created:
+            peer.close()
+            if failed:
+                _dump(f"sipp {peer.name} in {peer.workdir}", peer.describe())
+
+
+@pytest.fixture
+def baresip(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BaresipFactory]:
+    """``baresip(kamailio, *, start=True, wait_registered=True, **Baresip kwargs) -> Baresip``.
+
+    Started and (unless ``register=False`` / ``wait_registered=False``) registered at the
+    given Kamailio; stopped at teardown.
+    """
+    created: list[Baresip] = []
+
+    def factory(
+        kam: Kamailio, *, start: bool = True, wait_registered: bool = True, **kwargs: Any
+    ) -> Baresip:
+        workdir = tmp_path / f"baresip-{len(created)}"
+        try:
+            phone = Baresip(kam, workdir, **kwargs)
+        except PeerError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        created.append(phone)
+        if start:
+            phone.start()
+            if wait_registered and phone.register:
+                phone.wait_registered()
+        return phone
+
+    try:
+        yield factory
+    finally:
+        failed = _failed(request)
+        for phone in created:
+            phone.close()
+            if failed:
+                _dump(f"baresip log {phone.log_path}", phone.log_text())
+
+
+@pytest.fixture
+def capture(tmp_path: Path) -> Iterator[CaptureFactory]:
+    """``capture((low, high), *, start=True, **Capture kwargs) -> Capture``: dumpcap on lo
+    for ``udp portrange low-high``; stop it (SIGINT, flushed) before reading packets.
+    Stopped at teardown in any case."""
+    created: list[Capture] = []
+
+    def factory(port_range: tuple[int, int], *, start: bool = True, **kwargs: Any) -> Capture:
+        try:
+            cap = Capture(port_range, tmp_path / f"capture-{len(created)}", **kwargs)
+        except PeerError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        created.append(cap)
+        if start:
+            cap.start()
+        return cap
+
+    try:
+        yield factory
+    finally:
+        for cap in created:
+            cap.close()

@@ -1,0 +1,1 @@
+"""Real SIP peers (Kamailio, sipp, baresip, dumpcap) driven as test fixtures."""
