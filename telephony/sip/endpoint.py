@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 Address = tuple[str, int]
 RequestHandler = Callable[[Request, Address, ServerTransaction | None], None]
 StrayResponseHandler = Callable[[Response], None]
+Tracer = Callable[[str, bytes, Address], None]  # ("in" | "out", datagram, peer address)
 MAX_QUEUED_RESPONSES = 32
 
 
@@ -96,6 +97,7 @@ class SipEndpoint:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self.dropped_datagrams = 0
+        self.tracer: Tracer | None = None  # sees every datagram in and out (sip trace, tests)
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
@@ -146,6 +148,8 @@ class SipEndpoint:
         self._flush()
 
     def datagram_received(self, data: bytes, source: Address) -> None:
+        if self.tracer is not None:
+            self.tracer("in", data, source)
         if not data.strip():
             return  # CRLF keep-alive
         try:
@@ -187,6 +191,8 @@ class SipEndpoint:
 
     def _flush(self) -> None:
         for datagram in self.layer.datagrams_to_send():
+            if self.tracer is not None:
+                self.tracer("out", datagram.data, datagram.address)
             if self._transport is not None:
                 self._transport.sendto(datagram.data, datagram.address)
         self._rearm()
