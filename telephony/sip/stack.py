@@ -45,7 +45,10 @@ class Stack:
         if self.account.domain:
             return self.account.domain
         registrar = self.account.registrar_uri
-        return registrar.host if registrar is not None else self.endpoint.host
+        if registrar is None:
+            return self._host_for_uri()
+        # The registrar's own port belongs to the domain: it must recognise the URI as its own.
+        return registrar.host + (f":{registrar.port}" if registrar.port else "")
 
     @property
     def contact(self) -> str:
