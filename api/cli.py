@@ -9,8 +9,10 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from api.call_command import TestCallRequest, run_test_call
+from audio.errors import AudioError
 from infra.logs import configure_logging
 from infra.settings import Settings
+from telephony.sip.errors import CallError, RegistrationError, SipError
 
 EXIT_ANSWERED = 0
 EXIT_NOT_ANSWERED = 1
@@ -61,8 +63,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         report = asyncio.run(run_test_call(settings, request))
-    except Exception as exc:  # a clear one-line error for the operator, not a traceback
-        return _error(type(exc).__name__, str(exc))
+    except RegistrationError as exc:
+        return _error("registration-failed", str(exc))
+    except CallError as exc:
+        return _error("call-failed", str(exc))
+    except SipError as exc:
+        return _error("sip-error", str(exc))
+    except (AudioError, FileNotFoundError) as exc:
+        return _error("audio-error", str(exc))
+    except OSError as exc:  # e.g. the SIP port is taken
+        return _error("os-error", str(exc))
     print(report.to_json())
     return EXIT_ANSWERED if report.outcome == "answered" else EXIT_NOT_ANSWERED
 
