@@ -11,16 +11,17 @@ from enum import Enum
 from typing import TypeVar
 
 from audio.prompts import EncodedPrompt
-
 from telephony.sip.codecs import MediaParams
 from telephony.sip.dialog import Dialog
 from telephony.sip.endpoint import Address
+from telephony.sip.errors import SipParseError
 from telephony.sip.info_dtmf import digit_from_info
 from telephony.sip.media import RtpStream
 from telephony.sip.message import Request, Response
 from telephony.sip.sdp import LocalMedia, SdpError
 from telephony.sip.stack import ALLOW, Stack
 from telephony.sip.transaction import ServerTransaction
+from telephony.sip.uri import parse_address
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +204,12 @@ class Call:
 
     def _on_offer(self, request: Request, transaction: ServerTransaction) -> None:
         """re-INVITE or UPDATE: answer keeping the media; an offerless re-INVITE gets ours."""
-        self.dialog.update_target(request)
+        contact = request.headers.get("Contact")
+        try:
+            target = parse_address(contact).uri if contact else None
+        except SipParseError:
+            self._stack.respond(transaction, 400)
+            return
         headers = [("Contact", self._stack.contact), ("Allow", ALLOW)]
         if request.body:
             try:
@@ -221,6 +227,8 @@ class Call:
             body = self.local_media.current_sdp()
             if request.method == "INVITE":
                 self.expect_answer_in_ack()
+        if target is not None:  # a target refresh takes effect only when it succeeds
+            self.dialog.remote_target = target
         response = self._stack.respond(transaction, 200, headers=headers, body=body)
         if request.method == "INVITE":
             self.retransmit_until_ack(response, transaction.reply_to)

@@ -14,6 +14,7 @@ from telephony.sip.call import Call
 from telephony.sip.config import EngineConfig, SipAccount
 from telephony.sip.dialog import Dialog
 from telephony.sip.endpoint import Address, SipEndpoint
+from telephony.sip.errors import SipParseError
 from telephony.sip.inbound import IncomingCall, IncomingQueue
 from telephony.sip.media import MediaEngine
 from telephony.sip.message import Request, Response
@@ -167,6 +168,8 @@ class SipUserAgent:
             self.stack.respond(transaction, 501, headers=[("Allow", ALLOW)])
         elif unsupported := _unsupported_extensions(request):
             self.stack.respond(transaction, 420, headers=[("Unsupported", ", ".join(unsupported))])
+        elif method == "INVITE" and not _can_start_dialog(request):
+            self.stack.respond(transaction, 400)
         elif method == "OPTIONS":
             self.stack.respond(
                 transaction, 200,
@@ -209,6 +212,18 @@ def _unsupported_extensions(request: Request) -> list[str]:
     required = [tag.strip() for value in request.headers.get_all("Require")
                 for tag in value.split(",") if tag.strip()]
     return [tag for tag in required if tag not in SUPPORTED_EXTENSIONS]
+
+
+def _can_start_dialog(request: Request) -> bool:
+    """One SIP Contact and readable Record-Routes (RFC 3261 8.1.1.8, 12.1.1): else the call
+    could be offered, but never answered or hung up (its dialog would not parse)."""
+    contacts = request.headers.get_all("Contact")
+    try:
+        for value in [*contacts, *request.headers.get_all("Record-Route")]:
+            parse_address(value)
+    except SipParseError:
+        return False
+    return len(contacts) == 1
 
 
 def _dialog_from_2xx(response: Response) -> Dialog:
