@@ -14,7 +14,6 @@ from enum import Enum
 from telephony.sip.errors import LocalProtocolError
 from telephony.sip.headers import Headers
 from telephony.sip.message import Datagram, Message, Request, Response
-from telephony.sip.uri import bare_host
 
 Address = tuple[str, int]
 
@@ -274,8 +273,9 @@ def _response_address(request: Request, source: Address) -> Address:
     via = request.top_via
     if "rport" in via.params:
         return source
-    host = via.params.get("received") or source[0]
-    return bare_host(host), via.port or 5060
+    # The host is always the packet's source (what we would write as `received`); a `received`
+    # the sender put in its own Via is not trusted, so nobody can point our answers elsewhere.
+    return source[0], via.port or 5060
 
 
 def server_key(request: Request) -> tuple[str, str, str]:

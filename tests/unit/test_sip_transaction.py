@@ -641,6 +641,12 @@ def test_non_invite_server_proceeding_repeats_the_provisional(layer: Transaction
             ("203.0.113.9", 5070),
         ),
         ("SIP/2.0/UDP 10.0.0.5;received=203.0.113.9;branch={branch}", NAT, ("203.0.113.9", 5060)),
+        # A `received` the sender wrote itself is not trusted: the answer goes to the source.
+        (
+            "SIP/2.0/UDP 10.0.0.5:5070;received=192.0.2.66;branch={branch}",
+            NAT,
+            (NAT[0], 5070),
+        ),
         (
             "SIP/2.0/UDP 198.51.100.7:5080;branch={branch}",
             ("198.51.100.7", 5080),
