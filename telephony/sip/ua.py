@@ -6,6 +6,7 @@ request to the dialog or call it belongs to, and answers what belongs to no one.
 
 import asyncio
 import logging
+import resource
 from collections.abc import Sequence
 from types import TracebackType
 
@@ -32,6 +33,16 @@ KNOWN_METHODS = frozenset(
      "REGISTER"}
 )
 SHUTDOWN_TIMEOUT_S = 5.0
+RESERVED_DESCRIPTORS = 64  # logs, database, HTTP clients, the SIP socket itself
+COMFORTABLE_CALLS = 300
+
+
+def call_capacity(rtp_ports: tuple[int, int]) -> int:
+    """How many calls can be up at once: one RTP socket per call, on an even port in range."""
+    soft_limit, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    by_descriptors = max(0, soft_limit - RESERVED_DESCRIPTORS)
+    by_ports = (rtp_ports[1] - rtp_ports[0] + 1) // 2
+    return min(by_descriptors, by_ports)
 
 
 class SipUserAgent:
@@ -70,6 +81,11 @@ class SipUserAgent:
     async def start(self) -> None:
         """Open the sockets; register first when a registrar is configured (raises on failure)."""
         await self.stack.endpoint.open()
+        capacity = call_capacity(self.config.rtp_ports)
+        level = logging.WARNING if capacity < COMFORTABLE_CALLS else logging.INFO
+        log.log(level, "SIP on %s:%d; room for %d concurrent calls (ulimit -n and RTP ports "
+                "%d-%d)", self.config.local_host, self.endpoint.port, capacity,
+                *self.config.rtp_ports)
         if self.account.registrar_uri is not None:
             self.registration = Registration(self.stack)
             try:
