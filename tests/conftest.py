@@ -16,6 +16,7 @@ import pytest
 from tests.peers.baresip import Baresip
 from tests.peers.capture import Capture
 from tests.peers.kamailio import Kamailio
+from tests.peers.ports import PortBlock, allocate_ports
 from tests.peers.process import PeerError
 from tests.peers.sipp import Sipp
 
@@ -165,3 +166,13 @@ def capture(tmp_path: Path) -> Iterator[CaptureFactory]:
     finally:
         for cap in created:
             cap.close()
+
+
+@pytest.fixture
+def rtp_ports() -> Iterator[PortBlock]:
+    """A block of 40 free ports for one ringback user agent's RTP range."""
+    block = allocate_ports(40)
+    try:
+        yield block
+    finally:
+        block.release()

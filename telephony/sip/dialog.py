@@ -26,19 +26,23 @@ class Dialog:
     @classmethod
     def from_uac(cls, request: Request, response: Response) -> "Dialog":
         """The dialog of an INVITE we sent, from its 2xx (or a 1xx with a To-tag)."""
-        local = request.from_address
+        return cls.from_response(response, fallback_target=parse_uri(request.uri))
+
+    @classmethod
+    def from_response(cls, response: Response, fallback_target: SipUri) -> "Dialog":
+        """Our side of a dialog from a response alone: From, Call-ID and CSeq echo our request."""
+        local = response.from_address
         remote = response.to_address
         contact = response.headers.get("Contact")
-        target = parse_address(contact).uri if contact else parse_uri(request.uri)
         return cls(
-            call_id=request.call_id,
+            call_id=response.call_id,
             local_tag=local.tag or "",
             remote_tag=remote.tag or "",
             local_address=str(local),
             remote_address=str(remote),
-            remote_target=target,
+            remote_target=parse_address(contact).uri if contact else fallback_target,
             route_set=list(reversed(response.headers.get_all("Record-Route"))),
-            local_seq=request.cseq[0],
+            local_seq=response.cseq[0],
         )
 
     @classmethod

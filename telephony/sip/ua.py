@@ -214,7 +214,7 @@ class SipUserAgent:
     async def _refuse_stray_2xx(self, response: Response) -> None:
         """RFC 3261 13.2.2.4: ACK an unwanted 2xx, then BYE it."""
         try:
-            dialog = _dialog_from_2xx(response)
+            dialog = Dialog.from_response(response, fallback_target=response.to_address.uri)
             endpoint = self.stack.endpoint
             destination = await self.stack.resolve(dialog.next_hop())
             ack = dialog.new_request("ACK", endpoint.via(), cseq=response.cseq[0])
@@ -240,22 +240,6 @@ def _can_start_dialog(request: Request) -> bool:
     except SipParseError:
         return False
     return len(contacts) == 1
-
-
-def _dialog_from_2xx(response: Response) -> Dialog:
-    contact = response.headers.get("Contact")
-    local = response.from_address
-    remote = response.to_address
-    return Dialog(
-        call_id=response.call_id,
-        local_tag=local.tag or "",
-        remote_tag=remote.tag or "",
-        local_address=str(local),
-        remote_address=str(remote),
-        remote_target=parse_address(contact).uri if contact else remote.uri,
-        route_set=list(reversed(response.headers.get_all("Record-Route"))),
-        local_seq=response.cseq[0],
-    )
 
 
 __all__ = ["Call", "CallResult", "IncomingCall", "Outcome", "SipUserAgent"]

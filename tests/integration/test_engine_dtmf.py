@@ -7,7 +7,7 @@ through Kamailio); each digit must be received exactly once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
@@ -19,7 +19,7 @@ from telephony.sip.transaction import TimerConfig
 from telephony.sip.ua import SipUserAgent
 from tests.conftest import SippFactory
 from tests.peers.kamailio import Kamailio
-from tests.peers.ports import PortBlock, allocate_ports
+from tests.peers.ports import PortBlock
 from tests.peers.sipp import EXIT_ALL_OK, Sipp
 
 pytestmark = pytest.mark.peers
@@ -27,14 +27,6 @@ pytestmark = pytest.mark.peers
 FAST_TIMERS = TimerConfig(t1=0.1, t2=0.4, t4=0.5)
 DIGIT_WAIT_S = 10.0
 
-
-@pytest.fixture
-def rtp_ports() -> Iterator[PortBlock]:
-    block = allocate_ports(20)
-    try:
-        yield block
-    finally:
-        block.release()
 
 
 @asynccontextmanager

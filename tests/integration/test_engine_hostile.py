@@ -31,7 +31,7 @@ from telephony.sip.rtp import build_rtp
 from telephony.sip.transaction import TimerConfig
 from telephony.sip.ua import SipUserAgent
 from tests.conftest import SippFactory
-from tests.peers.ports import PortBlock, allocate_ports
+from tests.peers.ports import PortBlock
 from tests.peers.sipp import EXIT_ALL_OK, Sipp
 
 pytestmark = pytest.mark.peers
@@ -74,14 +74,6 @@ async def loop_errors() -> AsyncIterator[LoopErrors]:
     finally:
         loop.set_exception_handler(previous)
 
-
-@pytest.fixture
-def rtp_ports() -> Iterator[PortBlock]:
-    block = allocate_ports(20)
-    try:
-        yield block
-    finally:
-        block.release()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import wave
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from tests.conftest import BaresipFactory, CaptureFactory, SippFactory
 from tests.peers.baresip import Baresip
 from tests.peers.capture import Capture
 from tests.peers.kamailio import Kamailio
-from tests.peers.ports import PortBlock, allocate_ports
+from tests.peers.ports import PortBlock
 from tests.peers.sipp import EXIT_ALL_OK, Sipp
 
 pytestmark = pytest.mark.peers
@@ -41,14 +41,6 @@ def tone_prompt(seconds: float = PROMPT_S) -> EncodedPrompt:
         key="tone", ulaw=encode(pcm, Law.ULAW), alaw=encode(pcm, Law.ALAW), duration_s=seconds
     )
 
-
-@pytest.fixture
-def rtp_ports() -> Iterator[PortBlock]:
-    block = allocate_ports(20)
-    try:
-        yield block
-    finally:
-        block.release()
 
 
 @asynccontextmanager

@@ -7,7 +7,7 @@ import asyncio
 import itertools
 import re
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import numpy as np
@@ -23,7 +23,7 @@ from telephony.sip.transaction import TimerConfig
 from telephony.sip.ua import SipUserAgent
 from tests.conftest import BaresipFactory, CaptureFactory, SippFactory
 from tests.peers.kamailio import Kamailio
-from tests.peers.ports import PortBlock, allocate_ports
+from tests.peers.ports import PortBlock
 from tests.peers.process import wait_until
 from tests.peers.sipp import EXIT_ALL_OK
 
@@ -42,14 +42,6 @@ def noise_prompt(seconds: float, seed: int = 7) -> EncodedPrompt:
         duration_s=seconds,
     )
 
-
-@pytest.fixture
-def rtp_ports() -> Iterator[PortBlock]:
-    block = allocate_ports(40)
-    try:
-        yield block
-    finally:
-        block.release()
 
 
 @asynccontextmanager
