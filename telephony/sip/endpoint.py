@@ -5,9 +5,12 @@ the loop's clock, and hands requests and responses to whoever waits for them.
 """
 
 import asyncio
+import ipaddress
 import logging
 import secrets
+import socket
 from collections.abc import Callable
+from typing import Any
 
 from telephony.sip.errors import SipParseError
 from telephony.sip.message import Request, Response, parse_message
@@ -31,6 +34,11 @@ RequestHandler = Callable[[Request, Address, ServerTransaction | None], None]
 StrayResponseHandler = Callable[[Response], None]
 Tracer = Callable[[str, bytes, Address], None]  # ("in" | "out", datagram, peer address)
 MAX_QUEUED_RESPONSES = 32
+MAX_DATAGRAM = 65535
+# Datagrams read per wake-up of the socket. asyncio's datagram transport reads one per loop
+# iteration: with a thousand RTP streams an iteration takes tens of milliseconds, and SIP
+# backed up in the kernel until it overflowed (lost 200 OKs, retransmissions, 30 s setups).
+MAX_DATAGRAMS_PER_WAKEUP = 64
 
 
 def random_token(nbytes: int = 12) -> str:
@@ -67,17 +75,6 @@ class Exchange:
                 return response
 
 
-class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, endpoint: "SipEndpoint") -> None:
-        self._endpoint = endpoint
-
-    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        self._endpoint.datagram_received(data, (str(addr[0]), int(addr[1])))
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug("SIP socket error: %s", exc)
-
-
 class SipEndpoint:
     def __init__(
         self,
@@ -92,27 +89,47 @@ class SipEndpoint:
         self.layer = TransactionLayer(timers)
         self._on_request = on_request
         self._on_stray_response = on_stray_response
-        self._transport: asyncio.DatagramTransport | None = None
+        self._sock: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._exchanges: dict[ClientTransaction, Exchange] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self.dropped_datagrams = 0
+        self.send_errors = 0
         self.tracer: Tracer | None = None  # sees every datagram in and out (sip trace, tests)
 
     async def open(self) -> None:
+        """Bind the UDP socket and start reading it (several datagrams per wake-up)."""
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Protocol(self), local_addr=(self.host, self.port)
-        )
-        self._transport = transport
-        self.port = transport.get_extra_info("sockname")[1]
+        try:  # a literal address needs no resolver (and no executor thread)
+            family = socket.AF_INET6 if ipaddress.ip_address(self.host).version == 6 \
+                else socket.AF_INET  # fmt: skip
+            address: tuple[Any, ...] = (self.host, self.port)
+        except ValueError:
+            infos = await loop.getaddrinfo(
+                self.host, self.port, type=socket.SOCK_DGRAM, proto=socket.IPPROTO_UDP
+            )
+            family, _, _, _, address = infos[0]
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            sock.bind(address)
+            loop.add_reader(sock.fileno(), self._on_readable)
+        except BaseException:
+            sock.close()
+            raise
+        self._sock = sock
+        self._loop = loop
+        self.port = sock.getsockname()[1]
 
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
+        if self._sock is not None:
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
         for exchange in self._exchanges.values():
             exchange.deliver(None)
         self._exchanges.clear()
@@ -146,6 +163,23 @@ class SipEndpoint:
     def send_stateless(self, data: bytes, destination: Address) -> None:
         self.layer.send_stateless(data, destination)
         self._flush()
+
+    def _on_readable(self) -> None:
+        for _ in range(MAX_DATAGRAMS_PER_WAKEUP):
+            sock = self._sock
+            if sock is None:
+                return
+            try:
+                data, addr = sock.recvfrom(MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # an ICMP error for something we sent earlier
+                log.debug("SIP socket error: %s", exc)
+                continue
+            try:
+                self.datagram_received(data, (str(addr[0]), int(addr[1])))
+            except Exception:  # one datagram must never stop the endpoint
+                log.exception("SIP datagram from %s:%s not handled", addr[0], addr[1])
 
     def datagram_received(self, data: bytes, source: Address) -> None:
         if self.tracer is not None:
@@ -193,8 +227,12 @@ class SipEndpoint:
         for datagram in self.layer.datagrams_to_send():
             if self.tracer is not None:
                 self.tracer("out", datagram.data, datagram.address)
-            if self._transport is not None:
-                self._transport.sendto(datagram.data, datagram.address)
+            if self._sock is not None:
+                try:
+                    self._sock.sendto(datagram.data, datagram.address)
+                except OSError as exc:  # a full send buffer, or an ICMP error: UDP retransmits
+                    self.send_errors += 1
+                    log.debug("SIP send to %s:%s failed: %s", *datagram.address, exc)
         self._rearm()
 
     def _rearm(self) -> None:

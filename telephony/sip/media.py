@@ -3,9 +3,10 @@
 `MediaEngine` owns the clock: every 20 ms on an absolute schedule (t0 + k * 20 ms of the loop's
 clock, never accumulating drift) it asks each started stream for its next packet. A stream
 always has one: a frame of the playing prompt, a packet of the DTMF digit being sent, or
-silence, so the peer gets 50 packets/s from the answer on. Prompts are cut into 160-byte
-frames once, when `play` is called; sending a packet is one header pack, one concatenation and
-one `sendto` on the stream's own non-blocking socket.
+silence, so the peer gets 50 packets/s from the answer on. A prompt is never copied per call:
+each tick slices its next 160-byte frame from the one shared bytes object; sending a packet is
+that slice, one header pack, one concatenation and one `sendto` on the stream's own
+non-blocking socket.
 
 Receiving is symmetric RTP: only packets from the agreed remote address count. Digits arrive as
 RFC 4733 events, from SIP INFO (`push_digit`), or in-band (Goertzel on decoded audio, when the
@@ -31,7 +32,7 @@ from telephony.sip.dtmf import (
     validate_digit,
 )
 from telephony.sip.errors import CallError
-from telephony.sip.rtp import RtpPacket, RtpSender, parse_rtp
+from telephony.sip.rtp import HEADER_SIZE, MAX_PAYLOAD, RtpPacket, RtpSender, parse_rtp
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ PERIOD = PTIME_MS / 1000
 MAX_CATCH_UP = 5  # frames sent in one tick when the loop was late; older ones are skipped
 MAX_QUEUED_DIGITS = 32
 INBAND_GAP_FRAMES = 3  # silence after an in-band digit, so the next one is heard apart
+_PLAIN_RTP = 0x80  # first byte of RTP v2 without padding, extension or CSRC
+_LONGEST_PLAIN = HEADER_SIZE + MAX_PAYLOAD
 
 
 class MediaError(CallError):
@@ -55,17 +58,39 @@ class MediaStats:
     skipped_frames: int  # missed beyond the catch-up limit: the clock jumped, nothing was sent
 
 
-def _frames(audio: bytes, fill: int) -> list[bytes]:
-    """`audio` in 160-byte frames, the last one padded with `fill`."""
-    short = -len(audio) % SAMPLES_PER_FRAME
-    if short:
-        audio += bytes((fill,)) * short
-    return [audio[i : i + SAMPLES_PER_FRAME] for i in range(0, len(audio), SAMPLES_PER_FRAME)]
+class _Frames:
+    """G.711 audio as 160-byte frames without copying it: frame `i` is sliced from the one
+    shared bytes object when it goes out, and only the last, short frame is padded.
+
+    A prompt played on a thousand calls is one bytes object in memory, not a thousand lists of
+    frames; a frame costs one 160-byte slice per tick, which the packet concatenation drops.
+    """
+
+    __slots__ = ("_audio", "_count", "_fill")
+
+    def __init__(self, audio: bytes, fill: int) -> None:
+        self._audio = audio if type(audio) is bytes else bytes(audio)
+        self._fill = fill
+        self._count = -(-len(audio) // SAMPLES_PER_FRAME)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index: int) -> bytes:
+        start = index * SAMPLES_PER_FRAME
+        frame = self._audio[start : start + SAMPLES_PER_FRAME]
+        short = SAMPLES_PER_FRAME - len(frame)
+        if short:
+            frame += bytes((self._fill,)) * short
+        return frame
+
+    def rest(self, index: int) -> bytes:
+        """The audio from frame `index` on."""
+        return self._audio[index * SAMPLES_PER_FRAME :]
 
 
-def _transcode(frames: list[bytes], old: Law, new: Law) -> list[bytes]:
-    data = encode(decode(b"".join(frames), old), new)
-    return _frames(data, silence(new))
+def _transcode(frames: _Frames, index: int, old: Law, new: Law) -> _Frames:
+    return _Frames(encode(decode(frames.rest(index), old), new), silence(new))
 
 
 def _settle(future: "asyncio.Future[bool]", result: bool) -> None:
@@ -80,7 +105,7 @@ class _Queued:
 
     def __init__(
         self,
-        frames: list[bytes],
+        frames: _Frames | list[bytes],
         done: "asyncio.Future[bool]",
         *,
         payload_type: int | None = None,
@@ -105,8 +130,8 @@ class _Queued:
         return self.index >= len(self.frames)
 
     def relaw(self, old: Law, new: Law) -> None:
-        if self.payload_type is None and not self.finished:
-            self.frames = _transcode(self.frames[self.index :], old, new)
+        if isinstance(self.frames, _Frames) and not self.finished:
+            self.frames = _transcode(self.frames, self.index, old, new)
             self.index = 0
 
 
@@ -239,7 +264,7 @@ class RtpStream:
             return False
         params = self._started()
         self.stop_playback()
-        frames = _frames(audio, silence(params.codec.law))
+        frames = _Frames(audio, silence(params.codec.law))
         if not frames:
             return True
         playback = _Queued(frames, self._loop.create_future(), barge_in=barge_in)
@@ -270,9 +295,10 @@ class RtpStream:
             payloads = EventSender(key, duration_ms).payloads()
             burst = _Queued(payloads, done, payload_type=params.telephone_event_pt)
         else:
-            tone = encode(dual_tone(key, duration_ms), params.codec.law)
-            frames = _frames(tone, silence(params.codec.law)) + [self._silence] * INBAND_GAP_FRAMES
-            burst = _Queued(frames, done)
+            law = params.codec.law
+            tone = encode(dual_tone(key, duration_ms), law)
+            tone += bytes((silence(law),)) * (-len(tone) % SAMPLES_PER_FRAME)
+            burst = _Queued(_Frames(tone + self._silence * INBAND_GAP_FRAMES, silence(law)), done)
         self._bursts.append(burst)
         await done
 
@@ -367,6 +393,14 @@ class RtpStream:
         params = self._params
         if params is None or self.closed or addr[:2] != params.remote:
             self.dropped_wrong_source += 1
+            return
+        if (
+            self._detector is None
+            and HEADER_SIZE <= len(data) <= _LONGEST_PLAIN
+            and data[0] == _PLAIN_RTP
+            and data[1] & 0x7F == params.codec.payload_type
+        ):
+            self.packets_received += 1  # well-formed audio no one listens to: nothing to parse
             return
         packet = parse_rtp(data)
         if packet is None:

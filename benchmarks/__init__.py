@@ -1,0 +1,1 @@
+"""Load benchmarks for ringback (not part of the installed package)."""
