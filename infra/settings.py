@@ -1,10 +1,13 @@
 """Settings from the environment (`RINGBACK_...`) and an optional `.env`, with working defaults."""
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_WEBHOOK_SECRET = "whsec_" + "ZGV2ZWxvcG1lbnQtb25seS13ZWJob29rLXNlY3JldA=="
+DEV_OUTBOUND_SECRET = "whsec_" + "ZGV2ZWxvcG1lbnQtb25seS1vdXRib3VuZC1zZWNyZXQ="
 
 
 class Settings(BaseSettings):
@@ -15,6 +18,50 @@ class Settings(BaseSettings):
     environment: Literal["development", "production"] = "development"
     data_dir: Path = Path("data")
     log_level: str = "INFO"
+
+    # The service.
+    database_url: str | None = Field(None, description="default: SQLite file in data_dir")
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8080, ge=0, le=65535)
+    public_url: str | None = None
+
+    # The CRM: its webhook secret (inbound), where our events go and how they are signed.
+    crm_webhook_secret: SecretStr = SecretStr(DEV_WEBHOOK_SECRET)
+    crm_url: str | None = None
+    crm_outbound_secret: SecretStr = SecretStr(DEV_OUTBOUND_SECRET)
+    crm_webhook_tolerance_s: int = Field(300, ge=10, le=3600)
+    outbox_max_backoff_s: float = Field(300.0, gt=0)
+    default_region: str = "RU"
+    default_timezone: str = "Europe/Moscow"
+    default_locale: str = "ru"
+    company_name: str = "ringback"
+
+    # Dialing limits.
+    channel_limit: int = Field(10, ge=1, le=2000)
+    calls_per_second: float = Field(2.0, gt=0, le=200)
+    lease_s: float = Field(120.0, ge=10)
+    dispatch_interval_s: float = Field(1.0, gt=0, le=60)
+    sip_dial_template: str = Field("{phone}", description="SIP target for a phone number")
+
+    # The CSAT survey.
+    survey_delay_s: float = Field(1800.0, ge=0)
+    survey_min_call_s: float = Field(20.0, ge=0)
+    survey_period_days: float = Field(30.0, ge=0)
+    survey_max_lateness_s: float = Field(4 * 3600.0, ge=0)
+    survey_max_attempts: int = Field(3, ge=1, le=10)
+    survey_retry_delay_s: float = Field(600.0, ge=1)
+    survey_no_input_s: float = Field(6.0, gt=0, le=60)
+    survey_texts: dict[str, dict[str, str]] = Field(default_factory=dict)
+    low_score_threshold: int = Field(4, ge=2, le=5)
+    low_score_callback_working_minutes: int = Field(120, ge=1)
+
+    # The business calendar and the clients' calling window.
+    calendar_timezone: str = "Europe/Moscow"
+    calendar_hours: str = "mon-fri 10:00-19:00"
+    calendar_country: str | None = "RU"
+    calendar_extra_holidays: list[str] = Field(default_factory=list)
+    calendar_extra_working_days: list[str] = Field(default_factory=list)
+    calling_window_hours: str = "mon-sun 09:00-21:00"
 
     # SIP account: without a registrar, calls go straight to the target's host.
     sip_registrar: str | None = Field(None, description="host[:port] of the registrar / proxy")
@@ -43,6 +90,24 @@ class Settings(BaseSettings):
             raise ValueError("rtp_port_max must be above rtp_port_min")
         return value
 
+    @model_validator(mode="after")
+    def _no_default_secrets_in_production(self) -> Self:
+        if self.environment != "production":
+            return self
+        defaults = {
+            "RINGBACK_CRM_WEBHOOK_SECRET": (self.crm_webhook_secret, DEV_WEBHOOK_SECRET),
+            "RINGBACK_CRM_OUTBOUND_SECRET": (self.crm_outbound_secret, DEV_OUTBOUND_SECRET),
+        }
+        unset = [name for name, (value, default) in defaults.items()
+                 if value.get_secret_value() == default]
+        if unset:
+            raise ValueError(f"production refuses the development secrets: set {', '.join(unset)}")
+        return self
+
     @property
     def prompt_cache_dir(self) -> Path:
         return self.data_dir / "prompts"
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'ringback.db'}"

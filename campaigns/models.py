@@ -1,0 +1,159 @@
+"""The domain's tables: inbound events, jobs and their attempts, survey answers, callback
+tasks, the do-not-call list and the outbox to the CRM."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from infra.db import Base, UtcDateTime, utcnow
+
+
+class JobKind(StrEnum):
+    SURVEY = "survey"
+
+
+class JobStatus(StrEnum):
+    PENDING = "pending"  # waiting for not_before (and a free channel)
+    DIALING = "dialing"  # claimed under a lease; a call is being placed or is up
+    COMPLETED = "completed"  # final: the job did what it was for
+    UNANSWERED = "unanswered"  # final: no result (retries exhausted, window missed, ...)
+    SKIPPED = "skipped"  # final: never dialed (do-not-call, too short, surveyed recently)
+
+
+FINAL_JOB_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.UNANSWERED, JobStatus.SKIPPED})
+
+
+class WebhookEvent(Base):
+    """Every CRM event applied once: its id is the idempotency key."""
+
+    __tablename__ = "webhook_events"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    type: Mapped[str] = mapped_column(String(100))
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class DoNotCall(Base):
+    __tablename__ = "do_not_call"
+
+    phone: Mapped[str] = mapped_column(String(32), primary_key=True)
+    client_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    source_event_id: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class Job(Base):
+    """Someone to call, why, and not before / not after when; claimed by leases."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint("kind", "source_event_id"),  # one job per event: never dialed twice
+        Index("ix_jobs_due", "status", "not_before"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[JobKind] = mapped_column(String(32))
+    status: Mapped[JobStatus] = mapped_column(String(32), default=JobStatus.PENDING)
+    source_event_id: Mapped[str] = mapped_column(String(200))
+    client_id: Mapped[str] = mapped_column(String(200), index=True)
+    phone: Mapped[str] = mapped_column(String(32), index=True)
+    timezone: Mapped[str] = mapped_column(String(64))
+    locale: Mapped[str] = mapped_column(String(16))
+    context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime())  # when the job wanted to run
+    not_before: Mapped[datetime] = mapped_column(UtcDateTime())
+    not_after: Mapped[datetime] = mapped_column(UtcDateTime())  # the lateness limit
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    final_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
+
+    call_attempts: Mapped[list["CallAttempt"]] = relationship(
+        back_populates="job", order_by="CallAttempt.number"
+    )
+
+
+class CallAttempt(Base):
+    """One dial of a job. Written open before dialing, so a crash leaves a trace to settle."""
+
+    __tablename__ = "call_attempts"
+    __table_args__ = (UniqueConstraint("job_id", "number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    outcome: Mapped[str | None] = mapped_column(String(32))  # telephony Outcome, or "crashed"
+    sip_status: Mapped[int | None] = mapped_column(Integer)
+    call_id: Mapped[str | None] = mapped_column(String(200))
+    detail: Mapped[str | None] = mapped_column(Text)
+
+    job: Mapped[Job] = relationship(back_populates="call_attempts")
+
+
+class SurveyResponse(Base):
+    """The answer (or the lack of one) to a survey job."""
+
+    __tablename__ = "survey_responses"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), primary_key=True)
+    original_call_id: Mapped[str] = mapped_column(String(200), index=True)
+    client_id: Mapped[str] = mapped_column(String(200), index=True)
+    phone: Mapped[str] = mapped_column(String(32))
+    agent_id: Mapped[str | None] = mapped_column(String(200))
+    score: Mapped[int | None] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(32))  # "scored", or why there is no score
+    answered_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class CallbackTaskStatus(StrEnum):
+    OPEN = "open"
+
+
+class CallbackTask(Base):
+    __tablename__ = "callback_tasks"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32))  # "low_score"
+    status: Mapped[CallbackTaskStatus] = mapped_column(String(32), default=CallbackTaskStatus.OPEN)
+    client_id: Mapped[str] = mapped_column(String(200), index=True)
+    phone: Mapped[str] = mapped_column(String(32))
+    original_call_id: Mapped[str | None] = mapped_column(String(200))
+    agent_id: Mapped[str | None] = mapped_column(String(200))
+    score: Mapped[int | None] = mapped_column(Integer)
+    deadline: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    source_job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+
+
+class OutboxEvent(Base):
+    """An event for the CRM, written in the same transaction as the change it reports."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_pending", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)  # the order
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)  # webhook-id for the CRM
+    type: Mapped[str] = mapped_column(String(100))
+    ordering_key: Mapped[str] = mapped_column(String(200), index=True)  # per client, in order
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[OutboxStatus] = mapped_column(String(32), default=OutboxStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
