@@ -1,0 +1,196 @@
+"""The CSAT survey job: created from `call.completed`, settled from the call's report.
+
+Every change and the CRM event that reports it are written in one transaction.
+"""
+
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from campaigns.calendar import BusinessCalendar, parse_zone
+from campaigns.calling_window import CallingWindow, Dropped
+from campaigns.deadlines import low_score_deadline
+from campaigns.models import (
+    CallAttempt,
+    CallbackTask,
+    DoNotCall,
+    Job,
+    JobKind,
+    JobStatus,
+    SurveyResponse,
+)
+from campaigns.outbox import enqueue
+from campaigns.survey_policy import SurveyPolicy
+from telephony.backend import CallReport
+from telephony.outcomes import Outcome
+
+log = logging.getLogger(__name__)
+
+RETRIED_OUTCOMES = frozenset({Outcome.BUSY, Outcome.NO_ANSWER, Outcome.FAILED})
+
+
+def _iso(at: datetime) -> str:
+    return at.isoformat(timespec="seconds")
+
+
+class Surveys:
+    def __init__(
+        self,
+        policy: SurveyPolicy,
+        window: CallingWindow,
+        calendar: BusinessCalendar,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.policy = policy
+        self.window = window
+        self.calendar = calendar
+        self.clock = clock
+
+    # --- creation --------------------------------------------------------------------------
+
+    def on_call_completed(self, session: Session, data: Any, event_id: str) -> Job:
+        """Queue (or skip, or drop) the survey for one finished support call."""
+        now = self.clock()
+        policy = self.policy
+        zone_name = data.timezone or policy.default_timezone
+        due = data.ended_at + policy.delay
+        job = Job(
+            id=str(uuid.uuid4()),
+            kind=JobKind.SURVEY,
+            source_event_id=event_id,
+            client_id=data.client_id,
+            phone=data.phone,
+            timezone=zone_name,
+            locale=data.locale or policy.default_locale,
+            context={"call_id": data.call_id, "agent_id": data.agent_id, "queue": data.queue,
+                     "ended_at": _iso(data.ended_at), "duration_s": data.duration_s},
+            due_at=due,
+            not_before=due,
+            not_after=due + policy.max_lateness,
+            max_attempts=policy.max_attempts,
+        )
+        session.add(job)
+        skip = self._skip_reason(session, data, now)
+        if skip is not None:
+            job.status = JobStatus.SKIPPED
+            job.final_reason = skip
+            log.info("survey for call %s skipped: %s", data.call_id, skip)
+            return job
+        plan = self.window.schedule(due, parse_zone(zone_name), policy.max_lateness)
+        if isinstance(plan, Dropped):
+            self._unanswered(session, job, plan.reason, now)
+        else:
+            job.not_before = plan.at
+        return job
+
+    def _skip_reason(self, session: Session, data: Any, now: datetime) -> str | None:
+        if data.duration_s < self.policy.min_call.total_seconds():
+            return f"call lasted {data.duration_s:.0f} s, under the {self.policy.min_call} minimum"
+        if session.get(DoNotCall, data.phone) is not None or session.scalar(
+            select(DoNotCall.phone).where(DoNotCall.client_id == data.client_id).limit(1)
+        ):
+            return "client opted out"
+        since = now - self.policy.period
+        recent = session.scalar(
+            select(Job.id).where(
+                Job.kind == JobKind.SURVEY,
+                or_(Job.client_id == data.client_id, Job.phone == data.phone),
+                Job.status.in_([JobStatus.PENDING, JobStatus.DIALING, JobStatus.COMPLETED]),
+                Job.created_at >= since,
+            ).limit(1)
+        )
+        if recent is not None:
+            return f"client already surveyed within {self.policy.period.days} days"
+        return None
+
+    # --- settling ----------------------------------------------------------------------------
+
+    def settle(self, session: Session, job: Job, attempt: CallAttempt, report: CallReport,
+               now: datetime) -> None:
+        """Apply one call's report to its job: score, retry, or give up."""
+        attempt.ended_at = now
+        attempt.outcome = report.outcome.value
+        attempt.sip_status = report.sip_status
+        attempt.call_id = report.call_id
+        attempt.detail = report.detail or report.result
+        if report.outcome is Outcome.ANSWERED and report.result == "score" and report.value:
+            self._scored(session, job, report.value, now)
+        elif report.outcome is Outcome.ANSWERED:
+            self._unanswered(session, job, f"answered without a score ({report.result})", now)
+        else:
+            self.retry_or_give_up(session, job, report.outcome.value, report.outcome, now)
+
+    def retry_or_give_up(
+        self, session: Session, job: Job, what: str, outcome: Outcome, now: datetime
+    ) -> None:
+        """Retry inside the calling window while attempts and lateness allow, else give up."""
+        job.lease_owner = None
+        job.lease_expires_at = None
+        if outcome in RETRIED_OUTCOMES and job.attempts < job.max_attempts:
+            retry = self.window.retry_at(now, self.policy.retry_delay, parse_zone(job.timezone),
+                                         job.not_after)
+            if retry is not None:
+                job.status = JobStatus.PENDING
+                job.not_before = retry
+                log.info("survey job %s: %s, retry %d at %s", job.id, what, job.attempts + 1,
+                         _iso(retry))
+                return
+        self._unanswered(session, job, f"{what} after {job.attempts} attempt(s)", now)
+
+    def _scored(self, session: Session, job: Job, score: int, now: datetime) -> None:
+        context = job.context
+        job.status = JobStatus.COMPLETED
+        job.final_reason = f"score {score}"
+        job.lease_owner = None
+        job.lease_expires_at = None
+        session.add(SurveyResponse(
+            job_id=job.id, original_call_id=context["call_id"], client_id=job.client_id,
+            phone=job.phone, agent_id=context.get("agent_id"), score=score, outcome="scored",
+            answered_at=now,
+        ))
+        enqueue(session, "survey.completed", job.client_id, {
+            "job_id": job.id, "call_id": context["call_id"], "client_id": job.client_id,
+            "phone": job.phone, "agent_id": context.get("agent_id"), "score": score,
+            "answered_at": _iso(now),
+        })
+        if self.policy.is_low(score):
+            self._callback_task(session, job, score, now)
+
+    def _callback_task(self, session: Session, job: Job, score: int, now: datetime) -> None:
+        context = job.context
+        deadline = low_score_deadline(now, self.calendar, self.policy.callback_working_minutes)
+        task = CallbackTask(
+            id=str(uuid.uuid4()), reason="low_score", client_id=job.client_id, phone=job.phone,
+            original_call_id=context["call_id"], agent_id=context.get("agent_id"), score=score,
+            deadline=deadline, source_job_id=job.id, created_at=now,
+        )
+        session.add(task)
+        enqueue(session, "callback_task.created", job.client_id, {
+            "task_id": task.id, "reason": "low_score", "client_id": job.client_id,
+            "phone": job.phone, "call_id": context["call_id"], "agent_id": context.get("agent_id"),
+            "score": score, "deadline": _iso(deadline),
+        })
+        log.info("callback task %s for score %d, due %s", task.id, score, _iso(deadline))
+
+    def _unanswered(self, session: Session, job: Job, reason: str, now: datetime) -> None:
+        context = job.context
+        job.status = JobStatus.UNANSWERED
+        job.final_reason = reason
+        job.lease_owner = None
+        job.lease_expires_at = None
+        session.add(SurveyResponse(
+            job_id=job.id, original_call_id=context["call_id"], client_id=job.client_id,
+            phone=job.phone, agent_id=context.get("agent_id"), score=None, outcome="unanswered",
+            answered_at=now,
+        ))
+        enqueue(session, "survey.unanswered", job.client_id, {
+            "job_id": job.id, "call_id": context["call_id"], "client_id": job.client_id,
+            "phone": job.phone, "reason": reason, "attempts": job.attempts,
+        })
+        log.info("survey job %s unanswered: %s", job.id, reason)
+
