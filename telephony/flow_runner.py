@@ -1,0 +1,113 @@
+"""Drives a sans-IO ivr session on a live SIP call: events in from the line, actions out to it."""
+
+import asyncio
+import logging
+from collections.abc import Coroutine, Mapping
+from typing import Any
+
+from audio.prompts import EncodedPrompt
+from ivr.actions import (
+    Action,
+    CancelTimer,
+    Hangup,
+    Play,
+    RecordResult,
+    Result,
+    StartTimer,
+    StopPlayback,
+)
+from ivr.events import Digit, Event, HungUp, PlaybackFinished, TimerFired
+from ivr.session import Session
+from telephony.sip.call import Call
+
+log = logging.getLogger(__name__)
+
+MAX_QUEUED_EVENTS = 64
+
+
+class FlowRunner:
+    """One call, one session; `run()` returns what the session recorded."""
+
+    def __init__(
+        self, call: Call, session: Session, prompts: Mapping[str, EncodedPrompt]
+    ) -> None:
+        self._call = call
+        self._session = session
+        self._prompts = prompts
+        self._loop = asyncio.get_running_loop()
+        self._events: asyncio.Queue[Event] = asyncio.Queue(MAX_QUEUED_EVENTS)
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._result: Result | None = None
+        self._hangup = False
+
+    async def run(self, max_duration_s: float) -> Result | None:
+        self._spawn(self._read_digits())
+        self._spawn(self._watch_hangup())
+        try:
+            async with asyncio.timeout(max_duration_s):
+                self._execute(self._session.start(self._now()))
+                while not self._session.finished and not self._hangup:
+                    self._execute(self._session.handle(await self._events.get()))
+        except TimeoutError:
+            log.warning("call %s ran past %.0f s: hanging up", self._call.call_id, max_duration_s)
+        finally:
+            for handle in self._timers.values():
+                handle.cancel()
+            for task in self._tasks:
+                task.cancel()
+            await self._call.hangup()
+        return self._result
+
+    def _now(self) -> float:
+        return self._loop.time()
+
+    def _execute(self, actions: list[Action]) -> None:
+        for action in actions:
+            match action:
+                case Play():
+                    self._spawn(self._play(action))
+                case StopPlayback():
+                    self._call.stop_playback()
+                case StartTimer():
+                    self._timers[action.timer_id] = self._loop.call_later(
+                        action.seconds, self._fire, action.timer_id
+                    )
+                case CancelTimer():
+                    handle = self._timers.pop(action.timer_id, None)
+                    if handle is not None:
+                        handle.cancel()
+                case RecordResult():
+                    self._result = action.result
+                case Hangup():
+                    self._hangup = True
+
+    def _put(self, event: Event) -> None:
+        if self._events.full():
+            log.warning("call %s: event queue full, dropping %s", self._call.call_id, event)
+            return
+        self._events.put_nowait(event)
+
+    def _fire(self, timer_id: str) -> None:
+        self._timers.pop(timer_id, None)
+        self._put(TimerFired(timer_id, self._now()))
+
+    async def _play(self, play: Play) -> None:
+        prompt = self._prompts[play.prompt_id]
+        completed = await self._call.play(prompt, barge_in=play.barge_in)
+        self._put(PlaybackFinished(play.prompt_id, self._now(), interrupted=not completed))
+
+    async def _read_digits(self) -> None:
+        while not self._call.ended.is_set():
+            digit = await self._call.receive_digit(timeout=3600)
+            if digit is not None:
+                self._put(Digit(digit, self._now()))
+
+    async def _watch_hangup(self) -> None:
+        await self._call.ended.wait()
+        self._put(HungUp(self._now()))
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

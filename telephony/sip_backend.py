@@ -1,0 +1,65 @@
+"""The SIP backend: places a call with ringback's own user agent and runs an ivr flow on it."""
+
+import logging
+from collections.abc import Callable
+
+from audio.prompts import EncodedPrompt, PromptCache
+from ivr.session import Session
+from telephony.backend import CallReport, FlowCall
+from telephony.flow_runner import FlowRunner
+from telephony.outcomes import Outcome
+from telephony.sip.ua import SipUserAgent
+
+log = logging.getLogger(__name__)
+
+SessionFactory = Callable[[str, str, dict[str, str]], Session]  # flow, locale, params
+MAX_CALL_S = 600.0
+
+
+def language_of(locale: str) -> str:
+    return locale.replace("_", "-").split("-", 1)[0].lower()
+
+
+class SipBackend:
+    def __init__(
+        self,
+        ua: SipUserAgent,
+        prompts: PromptCache,
+        sessions: SessionFactory,
+        *,
+        dial_template: str = "{phone}",
+        ring_timeout_s: float = 30.0,
+    ) -> None:
+        self._ua = ua
+        self._prompts = prompts
+        self._sessions = sessions
+        self._dial_template = dial_template
+        self._ring_timeout_s = ring_timeout_s
+
+    def target(self, phone: str) -> str:
+        return self._dial_template.format(phone=phone, digits=phone.lstrip("+"))
+
+    async def prepare(self, flow: str, locale: str, params: dict[str, str]) -> None:
+        await self._render(self._sessions(flow, locale, params))
+
+    async def run(self, call: FlowCall) -> CallReport:
+        session = self._sessions(call.flow, call.locale, call.params)
+        prompts = await self._render(session)  # before dialing: nobody waits for speech
+        result = await self._ua.call(self.target(call.phone), ring_timeout=self._ring_timeout_s)
+        if result.call is None:
+            return CallReport(result.outcome, result.sip_status, result.call_id,
+                              detail=result.reason)
+        recorded = await FlowRunner(result.call, session, prompts).run(MAX_CALL_S)
+        return CallReport(
+            Outcome.ANSWERED, result.sip_status, result.call_id,
+            result=recorded.outcome if recorded else None,
+            value=recorded.value if recorded else None,
+            detail=result.call.end_reason.value if result.call.end_reason else "",
+        )
+
+    async def _render(self, session: Session) -> dict[str, EncodedPrompt]:
+        language = language_of(session.locale)
+        return {
+            prompt_id: await self._prompts.from_text(text, language)
+            for prompt_id, text in session.texts.items()
+        }
