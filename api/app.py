@@ -1,0 +1,192 @@
+"""The composition root: builds every service from the settings and wires the FastAPI app.
+
+`ringback serve` runs this app: the API, the APScheduler ticks (dispatch, lease reaper, outbox
+delivery) and the SIP engine share one process and one event loop.
+"""
+
+import logging
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import httpx
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from api import callback_tasks, health, outbox_status, webhooks
+from api.call_command import account_from, engine_config_from
+from api.errors import install_error_handlers
+from audio.prompts import PromptCache
+from audio.tts import SpeechSynthesizer
+from campaigns.calendar import BusinessCalendar
+from campaigns.calling_window import CallingWindow
+from campaigns.dispatcher import DispatchLimits, Dispatcher
+from campaigns.intake import Intake
+from campaigns.outbox import OutboxDelivery
+from campaigns.survey_policy import SurveyPolicy
+from campaigns.surveys import Surveys
+from infra.db import make_engine, make_sessions, utcnow
+from infra.metrics import Metrics
+from infra.migrate import check_up_to_date
+from infra.settings import Settings
+from ivr.session import Session as IvrSession
+from ivr.survey import survey_session
+from telephony.backend import TelephonyBackend
+from telephony.sip.ua import SipUserAgent
+from telephony.sip_backend import SipBackend
+
+log = logging.getLogger(__name__)
+
+OUTBOX_INTERVAL_S = 1.0
+OUTBOX_BATCH = 50
+DRAIN_TIMEOUT_S = 10.0
+
+
+@dataclass
+class Services:
+    engine: Engine
+    sessions: sessionmaker[Session]
+    surveys: Surveys
+    intake: Intake
+    dispatcher: Dispatcher
+    delivery: OutboxDelivery
+    http: httpx.AsyncClient
+    ua: SipUserAgent | None
+
+
+def build_calendar(settings: Settings) -> BusinessCalendar:
+    return BusinessCalendar.from_settings(
+        timezone=settings.calendar_timezone,
+        hours=settings.calendar_hours,
+        country=settings.calendar_country,
+        extra_holidays=settings.calendar_extra_holidays,
+        extra_working_days=settings.calendar_extra_working_days,
+    )
+
+
+def build_policy(settings: Settings) -> SurveyPolicy:
+    return SurveyPolicy(
+        delay=timedelta(seconds=settings.survey_delay_s),
+        min_call=timedelta(seconds=settings.survey_min_call_s),
+        period=timedelta(days=settings.survey_period_days),
+        max_lateness=timedelta(seconds=settings.survey_max_lateness_s),
+        max_attempts=settings.survey_max_attempts,
+        retry_delay=timedelta(seconds=settings.survey_retry_delay_s),
+        low_score_threshold=settings.low_score_threshold,
+        callback_working_minutes=settings.low_score_callback_working_minutes,
+        default_timezone=settings.default_timezone,
+        default_locale=settings.default_locale,
+    )
+
+
+def session_factory(settings: Settings) -> Callable[[str, str, dict[str, str]], IvrSession]:
+    def make(flow: str, locale: str, params: dict[str, str]) -> IvrSession:
+        if flow != "survey":
+            raise ValueError(f"unknown flow {flow!r}")
+        return survey_session(
+            locale, company=params.get("company", settings.company_name),
+            default_locale=settings.default_locale, overrides=settings.survey_texts,
+            no_input_timeout_s=settings.survey_no_input_s,
+        )
+
+    return make
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    backend: TelephonyBackend | None = None,
+) -> FastAPI:
+    """The app; `backend` replaces the SIP engine (tests of the edges only)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await _start(app, settings, clock, backend)
+        scheduler = _scheduler(settings, services)
+        scheduler.start()
+        try:
+            yield
+        finally:
+            scheduler.shutdown(wait=False)
+            await services.dispatcher.drain(DRAIN_TIMEOUT_S)
+            if services.ua is not None:
+                await services.ua.stop()
+            await services.http.aclose()
+            services.engine.dispose()
+
+    app = FastAPI(title="ringback", version="0.1.0", lifespan=lifespan)
+    install_error_handlers(app)
+    for module in (health, webhooks, callback_tasks, outbox_status):
+        app.include_router(module.router)
+    return app
+
+
+async def _start(
+    app: FastAPI,
+    settings: Settings,
+    clock: Callable[[], datetime],
+    backend: TelephonyBackend | None,
+) -> Services:
+    url = settings.database
+    check_up_to_date(url)
+    engine = make_engine(url)
+    sessions = make_sessions(engine)
+    calendar = build_calendar(settings)
+    window = CallingWindow.from_settings(calendar, settings.calling_window_hours)
+    surveys = Surveys(build_policy(settings), window, calendar, clock)
+    intake = Intake(sessions, surveys, default_region=settings.default_region)
+    http = httpx.AsyncClient()
+    delivery = OutboxDelivery(
+        sessions, settings.crm_url, settings.crm_outbound_secret.get_secret_value(), http,
+        max_backoff_s=settings.outbox_max_backoff_s, clock=clock,
+    )
+    ua: SipUserAgent | None = None
+    if backend is None:
+        ua = SipUserAgent(account_from(settings), engine_config_from(settings))
+        await ua.start()
+        prompts = PromptCache(settings.prompt_cache_dir, SpeechSynthesizer())
+        backend = SipBackend(ua, prompts, session_factory(settings),
+                             dial_template=settings.sip_dial_template,
+                             ring_timeout_s=settings.ring_timeout_s)
+    params = {"company": settings.company_name}
+    for locale in ("ru", "en"):
+        await backend.prepare("survey", locale, params)
+    dispatcher = Dispatcher(
+        sessions, surveys, backend,
+        owner=f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}",
+        limits=DispatchLimits(settings.channel_limit, settings.calls_per_second,
+                              timedelta(seconds=settings.lease_s)),
+        params=params, clock=clock,
+    )
+    registry = CollectorRegistry()
+    app.state.settings = settings
+    app.state.sessions = sessions
+    app.state.intake = intake
+    app.state.metrics_registry = registry
+    app.state.metrics = Metrics(registry)
+    app.state.health_checks = {} if ua is None else {
+        "sip": lambda: ua.registration is None or ua.registration.registered.is_set()
+    }
+    log.info("ringback serving on %s:%d with %s", settings.http_host, settings.http_port,
+             url.split("://", 1)[0])
+    return Services(engine, sessions, surveys, intake, dispatcher, delivery, http, ua)
+
+
+def _scheduler(settings: Settings, services: Services) -> AsyncIOScheduler:
+    """APScheduler only runs the ticks; the jobs themselves live in the database."""
+    scheduler = AsyncIOScheduler(job_defaults={"coalesce": True, "max_instances": 1,
+                                               "misfire_grace_time": 30})
+    scheduler.add_job(services.dispatcher.tick, "interval", seconds=settings.dispatch_interval_s,
+                      id="dispatch")
+    scheduler.add_job(services.dispatcher.reap, "interval", seconds=max(1.0, settings.lease_s / 4),
+                      id="reap-leases")
+    scheduler.add_job(services.delivery.deliver_due, "interval", seconds=OUTBOX_INTERVAL_S,
+                      args=[OUTBOX_BATCH], id="outbox")
+    return scheduler
