@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     calendar_country: str | None = "RU"
     calendar_extra_holidays: list[str] = Field(default_factory=list)
     calendar_extra_working_days: list[str] = Field(default_factory=list)
-    calling_window_hours: str = "mon-sun 09:00-21:00"
+    calling_window_hours: str = "mon-fri 09:00-21:00; sat-sun 10:00-20:00"
 
     # SIP account: without a registrar, calls go straight to the target's host.
     sip_registrar: str | None = Field(None, description="host[:port] of the registrar / proxy")
