@@ -1,0 +1,62 @@
+"""What a session asks the line to do, in the order given."""
+
+from dataclasses import dataclass
+
+# Outcomes the interpreter records itself; a flow's choices add their own (e.g. "score").
+NO_INPUT = "no_input"  # the repeats ran out and no key was ever pressed
+INVALID = "invalid"  # the repeats ran out and at least one key was not one of the choices
+HUNG_UP = "hung_up"  # the far end hung up before anything was recorded
+COMPLETED = "completed"  # the flow reached its end without a choice recording anything
+
+
+@dataclass(frozen=True)
+class Result:
+    """What the call achieved: an outcome, an optional value (a score) and when it was decided."""
+
+    outcome: str
+    value: int | None
+    at: float
+
+
+@dataclass(frozen=True)
+class Play:
+    """Play one prompt. With `barge_in` a key press cuts it short. The next `Play` only comes
+    after this one's `PlaybackFinished`, so a backend never has to queue prompts."""
+
+    prompt_id: str
+    text: str
+    barge_in: bool
+
+
+@dataclass(frozen=True)
+class StopPlayback:
+    """Stop the prompt now playing (and still report its `PlaybackFinished`)."""
+
+
+@dataclass(frozen=True)
+class StartTimer:
+    """Start a one-shot timer; report `TimerFired(timer_id)` after `seconds`. Ids are unique
+    within a session, so a late fire of a cancelled timer can never be mistaken for a new one."""
+
+    timer_id: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class CancelTimer:
+    timer_id: str
+
+
+@dataclass(frozen=True)
+class Hangup:
+    """End the call. The session is finished; it ignores every later event."""
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    """Keep this result of the call (report it to the CRM). The latest one recorded stands."""
+
+    result: Result
+
+
+Action = Play | StopPlayback | StartTimer | CancelTimer | Hangup | RecordResult
