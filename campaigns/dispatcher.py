@@ -64,8 +64,12 @@ class Dispatcher:
         self._params = params
         self._clock = clock
         self._running: dict[str, asyncio.Task[None]] = {}
-        self._tokens = 1.0
+        self._tokens = self._bucket_size
         self._tokens_at: float | None = None
+
+    @property
+    def _bucket_size(self) -> float:
+        return max(1.0, self._limits.calls_per_second)
 
     @property
     def busy_channels(self) -> int:
@@ -100,7 +104,7 @@ class Dispatcher:
         loop_now = asyncio.get_running_loop().time()
         rate = self._limits.calls_per_second
         if self._tokens_at is not None:
-            self._tokens = min(max(1.0, rate), self._tokens + (loop_now - self._tokens_at) * rate)
+            self._tokens = min(self._bucket_size, self._tokens + (loop_now - self._tokens_at) * rate)
         self._tokens_at = loop_now
         return math.floor(self._tokens)
 
@@ -180,7 +184,7 @@ class Dispatcher:
             attempt = session.get(CallAttempt, claimed.attempt_id)
             if job is None or attempt is None:
                 return
-            if job.status is not JobStatus.DIALING or job.lease_owner != self._owner:
+            if job.status != JobStatus.DIALING or job.lease_owner != self._owner:
                 # The lease was lost (reaped) while the call ran: keep the attempt's facts only.
                 attempt.ended_at, attempt.outcome = now, report.outcome.value
                 log.warning("job %s settled elsewhere; attempt %d recorded only", job.id,

@@ -7,7 +7,6 @@ import logging
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -15,6 +14,7 @@ from sqlalchemy.orm import Session
 from campaigns.calendar import BusinessCalendar, parse_zone
 from campaigns.calling_window import CallingWindow, Dropped
 from campaigns.deadlines import low_score_deadline
+from campaigns.events import CallCompletedData
 from campaigns.models import (
     CallAttempt,
     CallbackTask,
@@ -53,7 +53,9 @@ class Surveys:
 
     # --- creation --------------------------------------------------------------------------
 
-    def on_call_completed(self, session: Session, data: Any, event_id: str) -> Job:
+    def on_call_completed(
+        self, session: Session, data: CallCompletedData, event_id: str
+    ) -> Job:
         """Queue (or skip, or drop) the survey for one finished support call."""
         now = self.clock()
         policy = self.policy
@@ -73,9 +75,10 @@ class Surveys:
             not_before=due,
             not_after=due + policy.max_lateness,
             max_attempts=policy.max_attempts,
+            created_at=now,
         )
-        session.add(job)
         skip = self._skip_reason(session, data, now)
+        session.add(job)
         if skip is not None:
             job.status = JobStatus.SKIPPED
             job.final_reason = skip
@@ -88,7 +91,9 @@ class Surveys:
             job.not_before = plan.at
         return job
 
-    def _skip_reason(self, session: Session, data: Any, now: datetime) -> str | None:
+    def _skip_reason(
+        self, session: Session, data: CallCompletedData, now: datetime
+    ) -> str | None:
         if data.duration_s < self.policy.min_call.total_seconds():
             return f"call lasted {data.duration_s:.0f} s, under the {self.policy.min_call} minimum"
         if session.get(DoNotCall, data.phone) is not None or session.scalar(

@@ -1,0 +1,303 @@
+"""Post-call CSAT end to end: `ringback serve` on SQLite, Kamailio, sipp as the client's phone,
+a local CRM receiver checking signatures. The survey delay is a few seconds."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from audio.prompts import PromptCache
+from audio.tts import SpeechSynthesizer
+from campaigns.calendar import BusinessCalendar
+from campaigns.deadlines import low_score_deadline
+from infra.settings import DEV_OUTBOUND_SECRET, DEV_WEBHOOK_SECRET
+from ivr.survey import survey_texts
+from tests.conftest import CaptureFactory, SippFactory
+from tests.crm_receiver import CrmReceiver
+from tests.peers.capture import Capture
+from tests.peers.kamailio import Kamailio
+from tests.peers.process import wait_until
+from tests.peers.ringback import RINGBACK, RingbackService, sign
+
+pytestmark = pytest.mark.peers
+
+CLIENT = "79990000001"  # the client's phone is registered at Kamailio under its digits
+PHONE = f"+{CLIENT}"
+COMPANY = "Acme"
+
+ServiceFactory = Callable[..., RingbackService]
+
+
+@pytest.fixture
+def crm() -> Iterator[CrmReceiver]:
+    receiver = CrmReceiver(DEV_OUTBOUND_SECRET).start()
+    try:
+        yield receiver
+    finally:
+        receiver.stop()
+
+
+@pytest.fixture
+def service(
+    tmp_path: Path, kamailio: Kamailio, crm: CrmReceiver, request: pytest.FixtureRequest
+) -> Iterator[ServiceFactory]:
+    started: list[RingbackService] = []
+
+    def factory(**env: str) -> RingbackService:
+        settings = {
+            "RINGBACK_SIP_REGISTRAR": kamailio.domain,
+            "RINGBACK_SIP_USER": "ringback",
+            "RINGBACK_SIP_PASSWORD": kamailio.users["ringback"],
+            "RINGBACK_SIP_DIAL_TEMPLATE": "{digits}",
+            "RINGBACK_CRM_URL": crm.url,
+            "RINGBACK_COMPANY_NAME": COMPANY,
+            "RINGBACK_DEFAULT_LOCALE": "en",
+            "RINGBACK_SURVEY_DELAY_S": "2",
+            "RINGBACK_SURVEY_MIN_CALL_S": "10",
+            "RINGBACK_SURVEY_NO_INPUT_S": "2",
+            "RINGBACK_SURVEY_RETRY_DELAY_S": "1",
+            "RINGBACK_CALLING_WINDOW_HOURS": "mon-sun 00:00-23:59",
+            "RINGBACK_DISPATCH_INTERVAL_S": "0.2",
+            "RINGBACK_RING_TIMEOUT_S": "10",
+            **{f"RINGBACK_{name.upper()}": value for name, value in env.items()},
+        }
+        svc = RingbackService(tmp_path / f"ringback-{len(started)}", settings)
+        started.append(svc)
+        return svc.start()
+
+    try:
+        yield factory
+    finally:
+        for svc in started:
+            svc.close()
+            rep = getattr(request.node, "rep_call", None)
+            if rep is None or rep.failed:
+                print(f"\n===== ringback log =====\n{svc.log_text()[-8000:]}")
+
+
+def call_completed(*, phone: str = PHONE, client: str = "c-1", duration: int = 120,
+                   locale: str = "en", event_id: str | None = None) -> dict[str, Any]:
+    ended = datetime.now(UTC) - timedelta(seconds=1)
+    return {
+        "id": event_id or f"evt-{uuid.uuid4()}",
+        "type": "call.completed",
+        "occurred_at": ended.isoformat(),
+        "data": {
+            "call_id": f"call-{uuid.uuid4().hex[:8]}", "client_id": client, "phone": phone,
+            "ended_at": ended.isoformat(), "duration_s": duration, "agent_id": "agent-7",
+            "timezone": "Europe/Moscow", "locale": locale,
+        },
+    }
+
+
+def rows(svc: RingbackService, query: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(svc.database) as db:
+        return db.execute(query).fetchall()
+
+
+def token(svc: RingbackService, role: str) -> str:
+    done = subprocess.run(
+        [str(RINGBACK), "token", "create", "--role", role], capture_output=True, text=True,
+        env={**svc.process.env}, cwd=svc.workdir, timeout=60, check=True,
+    )
+    return done.stdout.strip()
+
+
+def rendered(svc: RingbackService, prompt_id: str) -> bytes:
+    """The μ-law the service rendered for one survey prompt (read back from its cache)."""
+    text = survey_texts("en", company=COMPANY, default_locale="en")[prompt_id]
+    cache = PromptCache(svc.workdir / "data" / "prompts", SpeechSynthesizer())
+    return asyncio.run(cache.from_text(text, "en")).ulaw
+
+
+def greeting_seconds(svc: RingbackService) -> float:
+    return len(rendered(svc, "survey.greeting")) / 8000
+
+
+def sent_audio(svc: RingbackService, cap: Capture) -> bytes:
+    """Every PCMU payload the service sent, in order."""
+    low, high = svc.rtp_range
+    ours = sorted((p for p in cap.rtp_packets() if low <= p.src_port <= high
+                   and p.payload_type == 0), key=lambda p: p.time)
+    return b"".join(p.payload for p in ours)
+
+
+def test_low_score_becomes_a_callback_task_and_reaches_the_crm(
+    service: ServiceFactory, kamailio: Kamailio, sipp: SippFactory, crm: CrmReceiver,
+    capture: CaptureFactory,
+) -> None:
+    svc = service()
+    pause_ms = int((greeting_seconds(svc) + 2.5) * 1000)  # press 3 while the question plays
+    phone = sipp("uas_survey_answer", service=CLIENT, dtmf_digit="3", calls=1,
+                 template={"PAUSE_MS": str(pause_ms)}, start=True)
+    kamailio.add_contact(CLIENT, phone.contact)
+    cap = capture(svc.rtp_range)
+    status, body = svc.post_event(call_completed())
+    assert status == 202, body
+
+    completed = crm.wait_for("survey.completed", timeout=60)
+    created = crm.wait_for("callback_task.created", timeout=10)
+    assert completed.verified and created.verified
+    assert completed.payload["data"]["score"] == 3
+    assert phone.wait(20) == 0, phone.describe()  # the robot hung up with a clean BYE
+    cap.stop()
+
+    # The client heard the question: its rendered prompt is in the captured RTP, byte for byte.
+    assert rendered(svc, "survey.question")[:8000] in sent_audio(svc, cap)
+
+    support = token(svc, "support")
+    status, listing = svc.get("/api/v1/callback-tasks", support)
+    assert status == 200
+    [task] = listing["items"]
+    assert task["score"] == 3 and task["phone"] == PHONE and task["agent_id"] == "agent-7"
+    calendar = BusinessCalendar.from_settings(timezone="Europe/Moscow")
+    created_at = datetime.fromisoformat(task["created_at"])
+    assert datetime.fromisoformat(task["deadline"]) == low_score_deadline(created_at, calendar,
+                                                                        120)
+    assert created.payload["data"]["task_id"] == task["id"]
+    assert rows(svc, "select score from survey_responses") == [(3,)]
+    status, _ = svc.get("/api/v1/callback-tasks", token(svc, "marketing"))
+    assert status == 403
+
+
+def test_top_score_makes_no_task(
+    service: ServiceFactory, kamailio: Kamailio, sipp: SippFactory, crm: CrmReceiver
+) -> None:
+    svc = service()
+    pause_ms = int((greeting_seconds(svc) + 2.5) * 1000)
+    phone = sipp("uas_survey_answer", service=CLIENT, dtmf_digit="5", calls=1,
+                 template={"PAUSE_MS": str(pause_ms)}, start=True)
+    kamailio.add_contact(CLIENT, phone.contact)
+    assert svc.post_event(call_completed())[0] == 202
+    completed = crm.wait_for("survey.completed", timeout=60)
+    assert completed.payload["data"]["score"] == 5
+    time.sleep(2)  # give a wrongly created task time to show up
+    assert [e.type for e in crm.events] == ["survey.completed"]
+    assert rows(svc, "select count(*) from callback_tasks") == [(0,)]
+
+
+def test_silence_repeats_the_question_then_gives_up(
+    service: ServiceFactory, kamailio: Kamailio, sipp: SippFactory, crm: CrmReceiver,
+    capture: CaptureFactory,
+) -> None:
+    svc = service()
+    phone = sipp("uas_echo", service=CLIENT, calls=1, start=True)
+    kamailio.add_contact(CLIENT, phone.contact)
+    cap = capture(svc.rtp_range)
+    assert svc.post_event(call_completed())[0] == 202
+    unanswered = crm.wait_for("survey.unanswered", timeout=120)
+    assert "no_input" in unanswered.payload["data"]["reason"]
+    assert phone.wait(20) == 0, phone.describe()
+    cap.stop()
+    audio = sent_audio(svc, cap)
+    assert audio.count(rendered(svc, "survey.question")[:4000]) == 3  # asked three times
+    assert rendered(svc, "survey.goodbye")[:2000] in audio
+    assert rows(svc, "select status, attempts from jobs") == [("unanswered", 1)]
+
+
+def test_busy_is_retried_then_reported_unanswered(
+    service: ServiceFactory, kamailio: Kamailio, sipp: SippFactory, crm: CrmReceiver
+) -> None:
+    svc = service(survey_max_attempts="2")
+    phone = sipp("uas_status", service=CLIENT, status=486, calls=2, start=True)
+    kamailio.add_contact(CLIENT, phone.contact)
+    assert svc.post_event(call_completed())[0] == 202
+    unanswered = crm.wait_for("survey.unanswered", timeout=60)
+    assert "busy after 2 attempt(s)" in unanswered.payload["data"]["reason"]
+    assert len(phone.received("INVITE")) == 2
+    assert rows(svc, "select outcome from call_attempts order by number") == [("busy",),
+                                                                            ("busy",)]
+
+
+def test_duplicates_bad_signatures_and_opt_outs(
+    service: ServiceFactory, kamailio: Kamailio, sipp: SippFactory, crm: CrmReceiver
+) -> None:
+    svc = service()
+    pause_ms = int((greeting_seconds(svc) + 2.5) * 1000)
+    phone = sipp("uas_survey_answer", service=CLIENT, dtmf_digit="4", calls=1,
+                 template={"PAUSE_MS": str(pause_ms)}, start=True)
+    kamailio.add_contact(CLIENT, phone.contact)
+    event = call_completed()
+    assert svc.post_event(event)[0] == 202
+    status, body = svc.post_event(event)
+    assert status == 200 and body["status"] == "duplicate"
+    crm.wait_for("survey.completed", timeout=60)
+    assert len(phone.received("INVITE")) == 1  # the same event twice: one call
+
+    stored = rows(svc, "select count(*) from webhook_events")
+    other = call_completed(client="c-2", phone="+79990000002")
+    assert svc.post_event(other, headers={})[0] == 401  # unsigned
+    assert svc.post_event(other, secret="whsec_" + "d3Jvbmctc2VjcmV0LXdyb25nLXNlY3JldA==")[0] \
+        == 401  # fmt: skip
+    assert svc.post_event(other, headers={"webhook-id": "x", "webhook-timestamp": "1",
+                                          "webhook-signature": "v1,!!!"})[0] == 401
+    tampered = {**other, "data": {**other["data"], "duration_s": 999}}
+    headers = sign(json.dumps(other).encode(), other["id"], DEV_WEBHOOK_SECRET)
+    assert svc.post_event(tampered, headers=headers)[0] == 401
+    malformed = {**other, "data": {**other["data"], "phone": "not a phone"}}
+    status, body = svc.post_event(malformed)
+    assert status == 422 and body["error"]["code"] == "invalid-event"
+    assert rows(svc, "select count(*) from webhook_events") == stored  # nothing stored
+
+    opted = {"id": f"evt-{uuid.uuid4()}", "type": "client.opted_out",
+             "occurred_at": datetime.now(UTC).isoformat(), "data": {"phone": "+79990000003"}}
+    assert svc.post_event(opted)[0] == 202
+    crm.wait_for("client.opted_out", timeout=20)
+    assert svc.post_event(call_completed(client="c-3", phone="+79990000003"))[0] == 202
+    wait_until(lambda: rows(svc, "select status from jobs where phone='+79990000003'")
+               == [("skipped",)], 10.0)
+
+
+def test_kill_while_calls_are_up_loses_no_job_and_dials_none_twice(
+    service: ServiceFactory, kamailio: Kamailio, sipp: SippFactory, crm: CrmReceiver
+) -> None:
+    svc = service(survey_max_attempts="2", lease_s="10")
+    pause_ms = int((greeting_seconds(svc) + 2.5) * 1000)
+    phone = sipp("uas_survey_answer", service=CLIENT, dtmf_digit="2", calls=2,
+                 template={"PAUSE_MS": str(pause_ms)}, start=True)
+    kamailio.add_contact(CLIENT, phone.contact)
+    event = call_completed()
+    assert svc.post_event(event)[0] == 202
+    wait_until(lambda: len(phone.received("ACK")) >= 1, 30.0)  # the call is up
+    svc.kill()
+    assert rows(svc, "select status, attempts from jobs") == [("dialing", 1)]
+    svc.start()
+    completed = crm.wait_for("survey.completed", timeout=90)
+    assert completed.payload["data"]["score"] == 2
+    attempts = rows(svc, "select number, outcome from call_attempts order by number")
+    assert attempts == [(1, "crashed"), (2, "answered")]
+    assert rows(svc, "select status from jobs") == [("completed",)]
+    assert len(phone.received("INVITE")) == 2  # the retry policy's one redial, no more
+    assert [e.type for e in crm.events].count("survey.completed") == 1
+
+
+def test_crm_down_then_back_gets_every_event_in_order(
+    service: ServiceFactory, kamailio: Kamailio, sipp: SippFactory, crm: CrmReceiver
+) -> None:
+    crm.fail()
+    svc = service(survey_min_call_s="100")  # short calls: skipped, no dialing needed
+    opt_outs = [
+        {"id": f"evt-{uuid.uuid4()}", "type": "client.opted_out",
+         "occurred_at": datetime.now(UTC).isoformat(),
+         "data": {"phone": f"+7999000001{n}", "client_id": "c-9"}}
+        for n in range(3)
+    ]
+    for event in opt_outs:
+        assert svc.post_event(event)[0] == 202
+    wait_until(lambda: len(crm.requests) >= 2, 20.0)  # it tried, and failed
+    assert crm.events == []
+    crm.fail(None)
+    wait_until(lambda: len(crm.events) == 3, 60.0)
+    assert [e.payload["data"]["phone"] for e in crm.events] == [
+        e["data"]["phone"] for e in opt_outs
+    ]

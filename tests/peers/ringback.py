@@ -1,0 +1,116 @@
+"""`ringback serve` as a real process for end-to-end tests: started, killed and restarted by pid."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import signal
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from standardwebhooks import Webhook
+
+from infra.settings import DEV_WEBHOOK_SECRET
+from tests.peers.ports import PortBlock, allocate_ports
+from tests.peers.process import PeerProcess
+
+RINGBACK = Path(sys.executable).with_name("ringback")
+
+
+class RingbackService:
+    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
+        self.workdir = workdir
+        self.ports: PortBlock = allocate_ports(40)
+        self.http_port = self.ports[0]
+        self.env = {
+            "RINGBACK_DATA_DIR": str(workdir / "data"),
+            "RINGBACK_HTTP_PORT": str(self.http_port),
+            "RINGBACK_SIP_PORT": "0",
+            "RINGBACK_RTP_PORT_MIN": str(self.ports[2]),
+            "RINGBACK_RTP_PORT_MAX": str(self.ports.last),
+            "RINGBACK_LOG_LEVEL": "INFO",
+            **env,
+        }
+        self.process = PeerProcess(
+            "ringback", [str(RINGBACK), "serve"], workdir / "ringback.log", cwd=workdir,
+            env={**_base_env(), **self.env},
+        )
+        self.workdir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def rtp_range(self) -> tuple[int, int]:
+        return self.ports[2], self.ports.last
+
+    @property
+    def database(self) -> Path:
+        return self.workdir / "data" / "ringback.db"
+
+    def start(self, timeout: float = 60.0) -> RingbackService:
+        self.process.start()
+        self.process.wait_ready(self.healthy, timeout=timeout, what="/healthz")
+        return self
+
+    def healthy(self) -> bool:
+        with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as response:
+            return bool(response.status == 200)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, as in a crash."""
+        self.process.stop(timeout=5.0, sig=signal.SIGKILL)
+
+    def stop(self) -> None:
+        self.process.stop(timeout=20.0)
+
+    def close(self) -> None:
+        self.process.stop(timeout=20.0)
+        self.ports.release()
+
+    def log_text(self) -> str:
+        return self.process.log_text()
+
+    def post_event(
+        self, event: dict[str, Any], *, secret: str = DEV_WEBHOOK_SECRET,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        """POST a CRM event signed with Standard Webhooks (unless `headers` replace them)."""
+        body = json.dumps(event).encode()
+        signed = sign(body, event["id"], secret) if headers is None else headers
+        request = urllib.request.Request(
+            f"{self.url}/webhooks/crm", data=body, method="POST",
+            headers={"content-type": "application/json", **signed},
+        )
+        return _send(request)
+
+    def get(self, path: str, token: str | None = None) -> tuple[int, dict[str, Any]]:
+        headers = {} if token is None else {"authorization": f"Bearer {token}"}
+        return _send(urllib.request.Request(f"{self.url}{path}", headers=headers))
+
+
+def sign(body: bytes, message_id: str, secret: str) -> dict[str, str]:
+    now = datetime.datetime.now(datetime.UTC)
+    signature = Webhook(secret).sign(message_id, now, body.decode())
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": signature,
+    }
+
+
+def _send(request: urllib.request.Request) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def _base_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("RINGBACK_")}
