@@ -26,7 +26,7 @@ from audio.prompts import PromptCache
 from audio.tts import SpeechSynthesizer
 from campaigns.calendar import BusinessCalendar
 from campaigns.calling_window import CallingWindow
-from campaigns.dispatcher import DispatchLimits, Dispatcher
+from campaigns.dispatcher import Dispatcher, DispatchLimits
 from campaigns.intake import Intake
 from campaigns.outbox import OutboxDelivery
 from campaigns.survey_policy import SurveyPolicy

@@ -6,11 +6,17 @@ import json
 import sys
 from pathlib import Path
 
+from alembic.util import CommandError
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from api.call_command import TestCallRequest, run_test_call
+from api.tokens import Role, create_token
 from audio.errors import AudioError
+from infra.db import make_engine, make_sessions, transaction
+from infra.errors import DatabaseNotMigrated
 from infra.logs import configure_logging
+from infra.migrate import check_up_to_date, current_revision, head_revision, upgrade
 from infra.settings import Settings
 from telephony.sip.errors import CallError, RegistrationError, SipError
 
@@ -34,12 +40,66 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--ring-timeout", type=float, help="seconds to ring before giving up")
     call.add_argument("--caller-id", help="user part of our From")
     call.add_argument("--language", help="speech language for --say (default from settings)")
+
+    db = commands.add_parser("db", help="the database schema (RINGBACK_DATABASE_URL)")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    db_commands.add_parser("upgrade", help="migrate to the newest schema; prints the revision")
+    db_commands.add_parser("current", help="print the schema revision and the newest one")
+
+    token = commands.add_parser("token", help="API tokens")
+    token_commands = token.add_subparsers(dest="token_command", required=True)
+    create = token_commands.add_parser("create", help="create a token; prints it, only once")
+    create.add_argument("--role", required=True, choices=[role.value for role in Role])
+    create.add_argument("--name", help="who or what it is for (default: the role)")
     return parser
 
 
 def _error(code: str, message: str) -> int:
     print(json.dumps({"error": {"code": code, "message": message}}, ensure_ascii=False))
     return EXIT_USAGE
+
+
+def _print_json(value: dict[str, object]) -> None:
+    print(json.dumps(value, ensure_ascii=False))
+
+
+def _database_error(exc: SQLAlchemyError) -> int:
+    return _error("database-error", str(getattr(exc, "orig", None) or exc))
+
+
+def _db(args: argparse.Namespace, settings: Settings) -> int:
+    url = settings.database
+    try:
+        if args.db_command == "upgrade":
+            upgrade(url)
+            _print_json({"revision": current_revision(url)})
+        else:
+            current, head = current_revision(url), head_revision()
+            _print_json({"revision": current, "head": head, "up_to_date": current == head})
+    except CommandError as exc:
+        return _error("migration-failed", str(exc))
+    except SQLAlchemyError as exc:
+        return _database_error(exc)
+    return 0
+
+
+def _token(args: argparse.Namespace, settings: Settings) -> int:
+    url = settings.database
+    role = Role(args.role)
+    try:
+        check_up_to_date(url)
+        engine = make_engine(url)
+        try:
+            with transaction(make_sessions(engine)) as session:
+                token = create_token(session, role, args.name or role.value)
+        finally:
+            engine.dispose()
+    except DatabaseNotMigrated as exc:
+        return _error(exc.code, str(exc))
+    except SQLAlchemyError as exc:
+        return _database_error(exc)
+    print(token)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,6 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         return _error("invalid-settings", str(exc))
     configure_logging(settings.log_level)
+    if args.command == "db":
+        return _db(args, settings)
+    if args.command == "token":
+        return _token(args, settings)
+    return _call(args, settings)
+
+
+def _call(args: argparse.Namespace, settings: Settings) -> int:
     if args.digits < 0 or args.timeout <= 0:
         return _error("invalid-arguments", "--digits must be ≥ 0 and --timeout > 0")
     request = TestCallRequest(

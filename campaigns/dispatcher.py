@@ -104,7 +104,8 @@ class Dispatcher:
         loop_now = asyncio.get_running_loop().time()
         rate = self._limits.calls_per_second
         if self._tokens_at is not None:
-            self._tokens = min(self._bucket_size, self._tokens + (loop_now - self._tokens_at) * rate)
+            refill = (loop_now - self._tokens_at) * rate
+            self._tokens = min(self._bucket_size, self._tokens + refill)
         self._tokens_at = loop_now
         return math.floor(self._tokens)
 

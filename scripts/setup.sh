@@ -2,6 +2,8 @@
 # Install what ringback's tests need on Debian/Ubuntu, idempotently:
 #   - the real SIP peers and tools: kamailio, sip-tester (sipp 3.6.1), baresip, espeak-ng,
 #     sox, tshark (dumpcap);
+#   - PostgreSQL for the database tests: the Debian cluster started, and the local `postgres`
+#     user trusted over the unix socket (tests connect as postgres@/var/run/postgresql);
 #   - the Python venv in .venv with the project installed editable with its dev extras.
 # Runs as root, or through sudo when not root. apt-get update runs at most once, and only
 # when a package is missing. Set PYTHON to choose the interpreter for a new venv.
@@ -9,7 +11,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-PACKAGES=(kamailio sip-tester baresip espeak-ng sox tshark)
+PACKAGES=(kamailio sip-tester baresip espeak-ng sox tshark postgresql)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then
@@ -46,6 +48,45 @@ for bin in kamailio kamcmd sipp baresip dumpcap tshark espeak-ng sox; do
         exit 1
     fi
 done
+
+# PostgreSQL: the newest installed major version's `main` cluster, running, with the local
+# postgres user trusted over the unix socket (Debian's default is peer, which only lets the
+# postgres OS user in). A test-machine setting: never copy it to a production server.
+pg_version="$(ls /usr/lib/postgresql | sort -V | tail -n 1)"
+pg_hba="/etc/postgresql/$pg_version/main/pg_hba.conf"
+pg_cluster() {  # pg_cluster [STATUS]: does the main cluster exist (with that status)?
+    pg_lsclusters -h | awk -v v="$pg_version" -v s="${1:-}" \
+        '$1 == v && $2 == "main" && (s == "" || $4 ~ "^" s) { found = 1 } END { exit !found }'
+}
+pg_trusted() {
+    as_root grep -Eq '^local[[:space:]]+all[[:space:]]+postgres[[:space:]]+trust' "$pg_hba"
+}
+if ! pg_cluster; then
+    echo "setup.sh: creating the PostgreSQL $pg_version main cluster"
+    as_root pg_createcluster "$pg_version" main
+fi
+if ! pg_trusted; then
+    echo "setup.sh: trusting the local postgres user in $pg_hba"
+    as_root sed -i -E 's/^(local[[:space:]]+all[[:space:]]+postgres[[:space:]]+)peer/\1trust/' \
+        "$pg_hba"
+    pg_trusted || as_root sed -i '1i local all postgres trust' "$pg_hba"
+    if pg_cluster online; then
+        as_root pg_ctlcluster "$pg_version" main reload
+    fi
+fi
+if ! pg_cluster online; then
+    echo "setup.sh: starting PostgreSQL $pg_version main"
+    as_root pg_ctlcluster "$pg_version" main start
+fi
+for _ in $(seq 1 30); do
+    pg_isready -q -h /var/run/postgresql && break
+    sleep 1
+done
+if ! pg_isready -q -h /var/run/postgresql; then
+    echo "setup.sh: PostgreSQL is not accepting connections on /var/run/postgresql" >&2
+    exit 1
+fi
+echo "setup.sh: PostgreSQL $pg_version running"
 
 PYTHON="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then

@@ -20,6 +20,8 @@ from tests.peers.ports import PortBlock, allocate_ports
 from tests.peers.process import PeerError
 from tests.peers.sipp import Sipp
 
+pytest_plugins = ["tests.conftest_db"]
+
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
