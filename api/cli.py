@@ -6,10 +6,12 @@ import json
 import sys
 from pathlib import Path
 
+import uvicorn
 from alembic.util import CommandError
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from api.app import create_app
 from api.call_command import TestCallRequest, run_test_call
 from api.tokens import Role, create_token
 from audio.errors import AudioError
@@ -41,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--caller-id", help="user part of our From")
     call.add_argument("--language", help="speech language for --say (default from settings)")
 
+    commands.add_parser(
+        "serve", help="run the service: API, scheduler ticks and the SIP engine in one process"
+    )
+
     db = commands.add_parser("db", help="the database schema (RINGBACK_DATABASE_URL)")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("upgrade", help="migrate to the newest schema; prints the revision")
@@ -63,7 +69,7 @@ def _print_json(value: dict[str, object]) -> None:
     print(json.dumps(value, ensure_ascii=False))
 
 
-def _database_error(exc: SQLAlchemyError) -> int:
+def _database_error(exc: SQLAlchemyError | CommandError) -> int:
     return _error("database-error", str(getattr(exc, "orig", None) or exc))
 
 
@@ -113,7 +119,29 @@ def main(argv: list[str] | None = None) -> int:
         return _db(args, settings)
     if args.command == "token":
         return _token(args, settings)
+    if args.command == "serve":
+        return _serve(settings)
     return _call(args, settings)
+
+
+def _serve(settings: Settings) -> int:
+    """Development migrates its own database; production must run `ringback db upgrade`."""
+    try:
+        if settings.environment == "development":
+            upgrade(settings.database)
+        check_up_to_date(settings.database)
+    except DatabaseNotMigrated as exc:
+        return _error(exc.code, str(exc))
+    except (CommandError, SQLAlchemyError) as exc:
+        return _database_error(exc)
+    app = create_app(settings)
+    config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port,
+                            log_config=None, access_log=False)
+    try:
+        uvicorn.Server(config).run()
+    except (RegistrationError, OSError) as exc:
+        return _error("startup-failed", str(exc))
+    return 0
 
 
 def _call(args: argparse.Namespace, settings: Settings) -> int:

@@ -5,6 +5,7 @@ from typing import Literal, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from standardwebhooks import Webhook
 
 DEV_WEBHOOK_SECRET = "whsec_" + "ZGV2ZWxvcG1lbnQtb25seS13ZWJob29rLXNlY3JldA=="
 DEV_OUTBOUND_SECRET = "whsec_" + "ZGV2ZWxvcG1lbnQtb25seS1vdXRib3VuZC1zZWNyZXQ="
@@ -88,6 +89,15 @@ class Settings(BaseSettings):
         data = getattr(info, "data", {})
         if value <= data.get("rtp_port_min", 0):
             raise ValueError("rtp_port_max must be above rtp_port_min")
+        return value
+
+    @field_validator("crm_webhook_secret", "crm_outbound_secret")
+    @classmethod
+    def _usable_webhook_secret(cls, value: SecretStr) -> SecretStr:
+        try:
+            Webhook(value.get_secret_value())
+        except Exception as exc:  # the package raises several kinds for unusable secrets
+            raise ValueError("not a Standard Webhooks secret (whsec_ + base64)") from exc
         return value
 
     @model_validator(mode="after")

@@ -298,6 +298,6 @@ def test_crm_down_then_back_gets_every_event_in_order(
     assert crm.events == []
     crm.fail(None)
     wait_until(lambda: len(crm.events) == 3, 60.0)
-    assert [e.payload["data"]["phone"] for e in crm.events] == [
-        e["data"]["phone"] for e in opt_outs
+    assert [e.payload["data"]["phones"] for e in crm.events] == [
+        [e["data"]["phone"]] for e in opt_outs
     ]
