@@ -113,7 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings()
     except ValidationError as exc:
-        return _error("invalid-settings", str(exc))
+        problems = "; ".join(
+            (f"RINGBACK_{'_'.join(map(str, error['loc'])).upper()}: " if error["loc"] else "")
+            + error["msg"]
+            for error in exc.errors(include_input=False, include_url=False)
+        )  # never echo the values: some are secrets
+        return _error("invalid-settings", problems)
     configure_logging(settings.log_level)
     if args.command == "db":
         return _db(args, settings)
