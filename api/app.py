@@ -4,6 +4,7 @@
 delivery) and the SIP engine share one process and one event loop.
 """
 
+import asyncio
 import logging
 import socket
 import uuid
@@ -16,7 +17,7 @@ import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import callback_tasks, health, outbox_status, webhooks
@@ -28,10 +29,11 @@ from campaigns.calendar import BusinessCalendar
 from campaigns.calling_window import CallingWindow
 from campaigns.dispatcher import Dispatcher, DispatchLimits
 from campaigns.intake import Intake
-from campaigns.outbox import OutboxDelivery
+from campaigns.models import Job, JobStatus
+from campaigns.outbox import OutboxDelivery, pending_summary
 from campaigns.survey_policy import SurveyPolicy
 from campaigns.surveys import Surveys
-from infra.db import make_engine, make_sessions, utcnow
+from infra.db import make_engine, make_sessions, transaction, utcnow
 from infra.metrics import Metrics
 from infra.migrate import check_up_to_date
 from infra.settings import Settings
@@ -48,6 +50,9 @@ OUTBOX_BATCH = 50
 DRAIN_TIMEOUT_S = 10.0
 
 
+METRICS_INTERVAL_S = 5.0
+
+
 @dataclass
 class Services:
     engine: Engine
@@ -58,6 +63,22 @@ class Services:
     delivery: OutboxDelivery
     http: httpx.AsyncClient
     ua: SipUserAgent | None
+    metrics: Metrics
+
+    async def dispatch(self) -> None:
+        self.metrics.calls_started.inc(await self.dispatcher.tick())
+
+    async def refresh_gauges(self) -> None:
+        jobs, pending = await asyncio.to_thread(self._counts)
+        for status in JobStatus:
+            self.metrics.jobs.labels(status.value).set(jobs.get(status.value, 0))
+        self.metrics.outbox_pending.set(pending)
+        self.metrics.channels_busy.set(self.dispatcher.busy_channels)
+
+    def _counts(self) -> tuple[dict[str, int], int]:
+        with transaction(self.sessions) as session:
+            rows = session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
+            return {str(status): count for status, count in rows}, pending_summary(session).pending
 
 
 def build_calendar(settings: Settings) -> BusinessCalendar:
@@ -158,33 +179,37 @@ async def _start(
     params = {"company": settings.company_name}
     for locale in ("ru", "en"):
         await backend.prepare("survey", locale, params)
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
     dispatcher = Dispatcher(
         sessions, surveys, backend,
         owner=f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}",
         limits=DispatchLimits(settings.channel_limit, settings.calls_per_second,
                               timedelta(seconds=settings.lease_s)),
         params=params, clock=clock,
+        on_report=lambda report: metrics.calls_outcome.labels(report.outcome.value).inc(),
     )
-    registry = CollectorRegistry()
     app.state.settings = settings
     app.state.sessions = sessions
     app.state.intake = intake
     app.state.metrics_registry = registry
-    app.state.metrics = Metrics(registry)
+    app.state.metrics = metrics
     app.state.health_checks = {} if ua is None else {
         "sip": lambda: ua.registration is None or ua.registration.registered.is_set()
     }
     log.info("ringback serving on %s:%d with %s", settings.http_host, settings.http_port,
              url.split("://", 1)[0])
-    return Services(engine, sessions, surveys, intake, dispatcher, delivery, http, ua)
+    return Services(engine, sessions, surveys, intake, dispatcher, delivery, http, ua, metrics)
 
 
 def _scheduler(settings: Settings, services: Services) -> AsyncIOScheduler:
     """APScheduler only runs the ticks; the jobs themselves live in the database."""
     scheduler = AsyncIOScheduler(job_defaults={"coalesce": True, "max_instances": 1,
                                                "misfire_grace_time": 30})
-    scheduler.add_job(services.dispatcher.tick, "interval", seconds=settings.dispatch_interval_s,
+    scheduler.add_job(services.dispatch, "interval", seconds=settings.dispatch_interval_s,
                       id="dispatch")
+    scheduler.add_job(services.refresh_gauges, "interval", seconds=METRICS_INTERVAL_S,
+                      id="metrics")
     scheduler.add_job(services.dispatcher.reap, "interval", seconds=max(1.0, settings.lease_s / 4),
                       id="reap-leases")
     scheduler.add_job(services.delivery.deliver_due, "interval", seconds=OUTBOX_INTERVAL_S,

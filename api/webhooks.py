@@ -22,6 +22,7 @@ from api.errors import ApiError
 from campaigns.events import EventRejected, parse_event
 from campaigns.intake import Intake, IntakeResult
 from infra.db import utcnow
+from infra.metrics import Metrics
 from infra.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -125,12 +126,21 @@ async def crm_webhook(request: Request) -> JSONResponse:
         )
     except SignatureInvalid as exc:
         log.warning("CRM webhook refused: %s", exc)
+        _count(request, "unverified", "invalid-signature")
         raise ApiError(401, "invalid-signature", str(exc)) from None
     try:
         event = parse_event(body, intake.default_region)
     except EventRejected as exc:
         log.warning("CRM event refused (%s): %s", exc.code, exc.message)
+        _count(request, "unparsed", exc.code)
         raise ApiError(422, exc.code, exc.message) from None
     result = await run_in_threadpool(intake.handle, event)
+    _count(request, event.type, result.value)
     status = 200 if result is IntakeResult.DUPLICATE else 202
     return JSONResponse({"status": result.value, "id": event.id}, status_code=status)
+
+
+def _count(request: Request, event_type: str, result: str) -> None:
+    metrics: Metrics | None = getattr(request.app.state, "metrics", None)
+    if metrics is not None:
+        metrics.webhooks.labels(type=event_type, result=result).inc()

@@ -55,6 +55,7 @@ class Dispatcher:
         limits: DispatchLimits,
         params: dict[str, str],
         clock: Callable[[], datetime],
+        on_report: Callable[[CallReport], None] | None = None,
     ) -> None:
         self._sessions = sessions
         self._surveys = surveys
@@ -63,6 +64,7 @@ class Dispatcher:
         self._limits = limits
         self._params = params
         self._clock = clock
+        self._on_report = on_report
         self._running: dict[str, asyncio.Task[None]] = {}
         self._tokens = self._bucket_size
         self._tokens_at: float | None = None
@@ -164,6 +166,8 @@ class Dispatcher:
             report = CallReport(Outcome.FAILED, None, None, detail=f"internal error: {exc}")
         finally:
             renewing.cancel()
+        if self._on_report is not None:
+            self._on_report(report)
         await asyncio.to_thread(self._settle, job, report)
 
     async def _keep_lease(self, job_id: str) -> None:

@@ -8,6 +8,7 @@ import json
 import sqlite3
 import subprocess
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -184,6 +185,10 @@ def test_top_score_makes_no_task(
     time.sleep(2)  # give a wrongly created task time to show up
     assert [e.type for e in crm.events] == ["survey.completed"]
     assert rows(svc, "select count(*) from callback_tasks") == [(0,)]
+    with urllib.request.urlopen(f"{svc.url}/metrics", timeout=5) as response:
+        metrics = response.read().decode()
+    assert 'ringback_calls_outcome_total{outcome="answered"} 1.0' in metrics
+    assert 'ringback_webhooks_total{result="accepted",type="call.completed"} 1.0' in metrics
 
 
 def test_silence_repeats_the_question_then_gives_up(

@@ -221,7 +221,8 @@ class Kamailio:
         non-registering peer such as a sipp UAS reachable as ``sip:USER@DOMAIN``."""
         # ul.add table AOR contact expires q path flags cflags methods
         self.kamcmd(
-            "ul.add", "location", f"s:{user}", contact_uri, str(expires), "1.0", "s:0", "0", "0", "0"
+            "ul.add", "location", f"s:{user}", contact_uri, str(expires), "1.0", "s:0",
+            "0", "0", "0",
         )
 
     def remove_user(self, user: str) -> None:
