@@ -7,6 +7,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -148,16 +149,7 @@ class Surveys:
         self._unanswered(session, job, f"{what} after {job.attempts} attempt(s)", now)
 
     def _scored(self, session: Session, job: Job, score: int, now: datetime) -> None:
-        context = job.context
-        job.status = JobStatus.COMPLETED
-        job.final_reason = f"score {score}"
-        job.lease_owner = None
-        job.lease_expires_at = None
-        session.add(SurveyResponse(
-            job_id=job.id, original_call_id=context["call_id"], client_id=job.client_id,
-            phone=job.phone, agent_id=context.get("agent_id"), score=score, outcome="scored",
-            answered_at=now,
-        ))
+        context = self._finish(session, job, JobStatus.COMPLETED, f"score {score}", score, now)
         enqueue(session, "survey.completed", job.client_id, {
             "job_id": job.id, "call_id": context["call_id"], "client_id": job.client_id,
             "phone": job.phone, "agent_id": context.get("agent_id"), "score": score,
@@ -165,6 +157,24 @@ class Surveys:
         })
         if self.policy.is_low(score):
             self._callback_task(session, job, score, now)
+
+    @staticmethod
+    def _finish(
+        session: Session, job: Job, status: JobStatus, reason: str, score: int | None,
+        now: datetime,
+    ) -> dict[str, Any]:
+        """Put the job in its final state and record the survey's response; the job's context."""
+        job.status = status
+        job.final_reason = reason
+        job.lease_owner = None
+        job.lease_expires_at = None
+        context = job.context
+        session.add(SurveyResponse(
+            job_id=job.id, original_call_id=context["call_id"], client_id=job.client_id,
+            phone=job.phone, agent_id=context.get("agent_id"), score=score,
+            outcome="scored" if score is not None else "unanswered", answered_at=now,
+        ))
+        return context
 
     def _callback_task(self, session: Session, job: Job, score: int, now: datetime) -> None:
         context = job.context
@@ -183,16 +193,7 @@ class Surveys:
         log.info("callback task %s for score %d, due %s", task.id, score, _iso(deadline))
 
     def _unanswered(self, session: Session, job: Job, reason: str, now: datetime) -> None:
-        context = job.context
-        job.status = JobStatus.UNANSWERED
-        job.final_reason = reason
-        job.lease_owner = None
-        job.lease_expires_at = None
-        session.add(SurveyResponse(
-            job_id=job.id, original_call_id=context["call_id"], client_id=job.client_id,
-            phone=job.phone, agent_id=context.get("agent_id"), score=None, outcome="unanswered",
-            answered_at=now,
-        ))
+        context = self._finish(session, job, JobStatus.UNANSWERED, reason, None, now)
         enqueue(session, "survey.unanswered", job.client_id, {
             "job_id": job.id, "call_id": context["call_id"], "client_id": job.client_id,
             "phone": job.phone, "reason": reason, "attempts": job.attempts,
