@@ -9,6 +9,7 @@ import logging
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -140,6 +141,8 @@ def create_app(
             if services.ua is not None:
                 await services.ua.stop()
             await services.http.aclose()
+            if app.state.db_writer is not None:
+                app.state.db_writer.shutdown(wait=True)
             services.engine.dispose()
 
     app = FastAPI(title="ringback", version="0.1.0", lifespan=lifespan)
@@ -191,6 +194,10 @@ async def _start(
     )
     app.state.settings = settings
     app.state.sessions = sessions
+    app.state.db_writer = (
+        ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer") if url.startswith("sqlite")
+        else None
+    )
     app.state.intake = intake
     app.state.metrics_registry = registry
     app.state.metrics = metrics

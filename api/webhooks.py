@@ -5,12 +5,14 @@ headers ourselves and let `standardwebhooks` compute the HMAC: its `Webhook.veri
 5-minute tolerance and lets malformed headers escape as ValueError / binascii.Error.
 """
 
+import asyncio
 import base64
 import binascii
 import hmac
 import logging
 import re
 from collections.abc import Mapping
+from concurrent.futures import Executor
 from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Request
@@ -134,7 +136,11 @@ async def crm_webhook(request: Request) -> JSONResponse:
         log.warning("CRM event refused (%s): %s", exc.code, exc.message)
         _count(request, "unparsed", exc.code)
         raise ApiError(422, exc.code, exc.message) from None
-    result = await run_in_threadpool(intake.handle, event)
+    writer: Executor | None = getattr(request.app.state, "db_writer", None)
+    if writer is None:
+        result = await run_in_threadpool(intake.handle, event)
+    else:  # SQLite has one writer: queue here rather than in its busy handler
+        result = await asyncio.get_running_loop().run_in_executor(writer, intake.handle, event)
     _count(request, event.type, result.value)
     status = 200 if result is IntakeResult.DUPLICATE else 202
     return JSONResponse({"status": result.value, "id": event.id}, status_code=status)

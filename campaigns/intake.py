@@ -4,14 +4,14 @@ import logging
 from enum import StrEnum
 from typing import Protocol
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigns.events import CallCompleted, CallCompletedData, ClientOptedOut, Envelope
 from campaigns.models import DoNotCall, Job, JobStatus, WebhookEvent
 from campaigns.outbox import enqueue
-from infra.db import transaction
+from infra.db import transaction, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -66,17 +66,18 @@ class Intake:
 
 
 def _record(session: Session, event: Envelope) -> None:
-    """Insert the event id first: a concurrent twin blocks on it, then fails as a duplicate."""
-    session.add(
-        WebhookEvent(
-            id=event.id,
-            type=event.type,
-            occurred_at=event.occurred_at,
-            payload=event.model_dump(mode="json"),
-        )
-    )
+    """Insert the event id first: a concurrent twin blocks on it, then fails as a duplicate.
+    (A Core insert: the ORM's unit of work costs more than the insert on this hot path.)"""
     try:
-        session.flush()
+        session.execute(
+            insert(WebhookEvent).values(
+                id=event.id,
+                type=event.type,
+                occurred_at=event.occurred_at,
+                received_at=utcnow(),
+                payload=event.model_dump(mode="json"),
+            )
+        )
     except IntegrityError:
         raise _AlreadySeen from None
 

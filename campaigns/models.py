@@ -54,14 +54,17 @@ class Job(Base):
     __table_args__ = (
         UniqueConstraint("kind", "source_event_id"),  # one job per event: never dialed twice
         Index("ix_jobs_due", "status", "not_before"),
+        # "Surveyed recently?" looks a client up by id and by phone, newest first.
+        Index("ix_jobs_client_recent", "client_id", "kind", "created_at"),
+        Index("ix_jobs_phone_recent", "phone", "kind", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     kind: Mapped[JobKind] = mapped_column(String(32))
     status: Mapped[JobStatus] = mapped_column(String(32), default=JobStatus.PENDING)
     source_event_id: Mapped[str] = mapped_column(String(200))
-    client_id: Mapped[str] = mapped_column(String(200), index=True)
-    phone: Mapped[str] = mapped_column(String(32), index=True)
+    client_id: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str] = mapped_column(String(32))
     timezone: Mapped[str] = mapped_column(String(64))
     locale: Mapped[str] = mapped_column(String(16))
     context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

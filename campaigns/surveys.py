@@ -9,8 +9,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, bindparam, literal, or_, select, union_all
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from campaigns.calendar import BusinessCalendar, parse_zone
 from campaigns.calling_window import CallingWindow, Dropped
@@ -27,12 +27,35 @@ from campaigns.models import (
 )
 from campaigns.outbox import enqueue
 from campaigns.survey_policy import SurveyPolicy
+from infra.db import UtcDateTime
 from telephony.backend import CallReport
 from telephony.outcomes import Outcome
 
 log = logging.getLogger(__name__)
 
 RETRIED_OUTCOMES = frozenset({Outcome.BUSY, Outcome.NO_ANSWER, Outcome.FAILED})
+_STILL_COUNTS = (JobStatus.PENDING, JobStatus.DIALING, JobStatus.COMPLETED)
+
+
+def _recent_survey(column: InstrumentedAttribute[str], parameter: str) -> Select[str]:
+    return (
+        select(literal("recent"))
+        .where(column == bindparam(parameter), Job.kind == JobKind.SURVEY,
+               Job.created_at >= bindparam("since", type_=UtcDateTime()),
+               Job.status.in_(_STILL_COUNTS))
+        .limit(1)
+    )
+
+
+# Why a survey is skipped, in one round trip built once: the do-not-call list by phone or client,
+# and a recent survey by client or by phone (each on its own (column, kind, created_at) index).
+_SKIP_CHECK = union_all(
+    select(literal("opted_out")).where(
+        or_(DoNotCall.phone == bindparam("phone"), DoNotCall.client_id == bindparam("client_id"))
+    ).limit(1).subquery().select(),
+    _recent_survey(Job.client_id, "client_id").subquery().select(),
+    _recent_survey(Job.phone, "phone").subquery().select(),
+)
 
 
 def _iso(at: datetime) -> str:
@@ -97,20 +120,12 @@ class Surveys:
     ) -> str | None:
         if data.duration_s < self.policy.min_call.total_seconds():
             return f"call lasted {data.duration_s:.0f} s, under the {self.policy.min_call} minimum"
-        if session.get(DoNotCall, data.phone) is not None or session.scalar(
-            select(DoNotCall.phone).where(DoNotCall.client_id == data.client_id).limit(1)
-        ):
+        found = set(session.scalars(_SKIP_CHECK, {
+            "phone": data.phone, "client_id": data.client_id, "since": now - self.policy.period,
+        }))
+        if "opted_out" in found:
             return "client opted out"
-        since = now - self.policy.period
-        recent = session.scalar(
-            select(Job.id).where(
-                Job.kind == JobKind.SURVEY,
-                or_(Job.client_id == data.client_id, Job.phone == data.phone),
-                Job.status.in_([JobStatus.PENDING, JobStatus.DIALING, JobStatus.COMPLETED]),
-                Job.created_at >= since,
-            ).limit(1)
-        )
-        if recent is not None:
+        if "recent" in found:
             return f"client already surveyed within {self.policy.period.days} days"
         return None
 
