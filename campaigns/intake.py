@@ -65,7 +65,8 @@ class Intake:
         return IntakeResult.ACCEPTED
 
 
-_INSERT_EVENT = insert(WebhookEvent.metadata.tables[WebhookEvent.__tablename__])  # built and compiled once
+# Built and compiled once; the values come as parameters.
+_INSERT_EVENT = insert(WebhookEvent.metadata.tables[WebhookEvent.__tablename__])
 
 
 def _record(session: Session, event: Envelope) -> None:

@@ -37,7 +37,8 @@ RETRIED_OUTCOMES = frozenset({Outcome.BUSY, Outcome.NO_ANSWER, Outcome.FAILED})
 _STILL_COUNTS = (JobStatus.PENDING, JobStatus.DIALING, JobStatus.COMPLETED)
 
 
-_INSERT_JOB = insert(Job.metadata.tables[Job.__tablename__])  # built once, compiled once: the values come as parameters
+# Built and compiled once; the values come as parameters.
+_INSERT_JOB = insert(Job.metadata.tables[Job.__tablename__])
 
 
 def _insert(session: Session, job: Job) -> None:
