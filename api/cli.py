@@ -141,7 +141,7 @@ def _serve(settings: Settings) -> int:
         return _database_error(exc)
     app = create_app(settings)
     config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port,
-                            log_config=None, access_log=False)
+                            loop="asyncio", log_config=None, access_log=False)
     try:
         uvicorn.Server(config).run()
     except (RegistrationError, OSError) as exc:

@@ -18,13 +18,12 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "production"] = "development"
     data_dir: Path = Path("data")
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
     # The service.
     database_url: str | None = Field(None, description="default: SQLite file in data_dir")
     http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=0, le=65535)
-    public_url: str | None = None
 
     # The CRM: its webhook secret (inbound), where our events go and how they are signed.
     crm_webhook_secret: SecretStr = SecretStr(DEV_WEBHOOK_SECRET)
@@ -90,6 +89,11 @@ class Settings(BaseSettings):
         if value <= data.get("rtp_port_min", 0):
             raise ValueError("rtp_port_max must be above rtp_port_min")
         return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("crm_webhook_secret", "crm_outbound_secret")
     @classmethod

@@ -189,6 +189,10 @@ def test_top_score_makes_no_task(
         metrics = response.read().decode()
     assert 'ringback_calls_outcome_total{outcome="answered"} 1.0' in metrics
     assert 'ringback_webhooks_total{result="accepted",type="call.completed"} 1.0' in metrics
+    status, openapi = svc.get("/openapi.json")
+    assert status == 200 and {"/webhooks/crm", "/api/v1/callback-tasks"} <= set(openapi["paths"])
+    with urllib.request.urlopen(f"{svc.url}/docs", timeout=5) as response:
+        assert response.status == 200
 
 
 def test_silence_repeats_the_question_then_gives_up(

@@ -81,8 +81,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_jobs"),
         sa.UniqueConstraint("kind", "source_event_id", name="uq_jobs_kind"),
     )
-    op.create_index("ix_jobs_client_id", "jobs", ["client_id"])
-    op.create_index("ix_jobs_phone", "jobs", ["phone"])
+    op.create_index("ix_jobs_client_recent", "jobs", ["client_id", "kind", "created_at"])
+    op.create_index("ix_jobs_phone_recent", "jobs", ["phone", "kind", "created_at"])
     op.create_index("ix_jobs_due", "jobs", ["status", "not_before"])
 
     op.create_table(
