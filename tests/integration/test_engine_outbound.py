@@ -268,15 +268,16 @@ async def test_silent_peer_gets_retransmissions_then_timer_b(rtp_ports: PortBloc
                 arrivals.append(loop.time())
 
     listening = asyncio.create_task(listen())
+    timers = TimerConfig(t1=0.25, t2=4.0, t4=5.0)  # intervals long enough to stand out of jitter
     try:
-        async with user_agent(rtp_ports) as ua:
+        async with user_agent(rtp_ports, timers=timers) as ua:
             result = await ua.call(f"sip:nobody@127.0.0.1:{port}", ring_timeout=60)
     finally:
         listening.cancel()
         silent.close()
     assert result.outcome is Outcome.UNREACHABLE and result.sip_status == 408
     intervals = np.diff(arrivals)
-    # T1 = 0.1 s: 0.1, 0.2, 0.4, 0.8, 1.6, 3.2 (doubling), then Timer B at 64*T1 = 6.4 s.
+    # T1 = 0.25 s: 0.25, 0.5, 1, 2, 4, 8 (doubling), then Timer B at 64*T1 = 16 s.
     assert 5 <= len(intervals) <= 6, arrivals
     ratios = intervals[1:] / intervals[:-1]
     assert all(1.5 < r < 2.5 for r in ratios), intervals
