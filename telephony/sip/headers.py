@@ -68,30 +68,39 @@ def canonical_name(name: str) -> str:
     return "-".join(part.capitalize() for part in lowered.split("-"))
 
 
-def split_list(value: str) -> list[str]:
-    """Split a list header on commas that are outside quotes and angle brackets."""
-    items: list[str] = []
-    current: list[str] = []
+def scan_quoted(text: str) -> Iterator[tuple[int, str, bool]]:
+    """Each character with its index and whether it is inside a quoted string (escapes
+    honoured, RFC 3261 25.1); the quote marks themselves count as inside."""
     in_quotes = False
-    in_angle = False
     escaped = False
-    for char in value:
+    for index, char in enumerate(text):
         if escaped:
             escaped = False
         elif in_quotes and char == "\\":
             escaped = True
         elif char == '"':
             in_quotes = not in_quotes
-        elif not in_quotes and char == "<":
-            in_angle = True
-        elif not in_quotes and char == ">":
-            in_angle = False
-        elif char == "," and not in_quotes and not in_angle:
-            items.append("".join(current).strip())
-            current = []
+            yield index, char, True
             continue
-        current.append(char)
-    items.append("".join(current).strip())
+        yield index, char, in_quotes or escaped
+
+
+def split_list(value: str) -> list[str]:
+    """Split a list header on commas that are outside quotes and angle brackets."""
+    items: list[str] = []
+    start = 0
+    in_angle = False
+    for index, char, quoted in scan_quoted(value):
+        if quoted:
+            continue
+        if char == "<":
+            in_angle = True
+        elif char == ">":
+            in_angle = False
+        elif char == "," and not in_angle:
+            items.append(value[start:index].strip())
+            start = index + 1
+    items.append(value[start:].strip())
     return [item for item in items if item]
 
 

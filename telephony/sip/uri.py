@@ -4,6 +4,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 from telephony.sip.errors import SipParseError
+from telephony.sip.headers import scan_quoted
 
 DEFAULT_SIP_PORT = 5060
 
@@ -154,18 +155,7 @@ class Address:
 
 def _angle_start(text: str) -> int:
     """Where the `<` opening a name-addr is: not inside a quoted display name (RFC 3261 25.1)."""
-    in_quotes = False
-    escaped = False
-    for index, char in enumerate(text):
-        if escaped:
-            escaped = False
-        elif in_quotes and char == "\\":
-            escaped = True
-        elif char == '"':
-            in_quotes = not in_quotes
-        elif char == "<" and not in_quotes:
-            return index
-    return -1
+    return next((i for i, char, quoted in scan_quoted(text) if char == "<" and not quoted), -1)
 
 
 def _unquote(text: str) -> str:
