@@ -8,7 +8,6 @@ from typing import Any
 
 from audio.prompts import EncodedPrompt, PromptCache
 from audio.tts import SpeechSynthesizer
-
 from infra.settings import Settings
 from telephony.sip.config import EngineConfig, SipAccount
 from telephony.sip.ua import SipUserAgent
