@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigns.calendar import parse_zone
-from campaigns.models import CallAttempt, DoNotCall, Job, JobStatus
+from campaigns.models import CallAttempt, DoNotCall, DoNotCallClient, Job, JobStatus
 from campaigns.surveys import Surveys
 from infra.db import transaction
 from telephony.backend import CallReport, FlowCall, TelephonyBackend
@@ -129,7 +129,8 @@ class Dispatcher:
 
     def _still_callable(self, session: Session, job: Job, now: datetime) -> bool:
         """Re-check, just before dialing, what may have changed since the job was queued."""
-        if session.get(DoNotCall, job.phone) is not None:
+        if (session.get(DoNotCall, job.phone) is not None
+                or session.get(DoNotCallClient, job.client_id) is not None):
             job.status = JobStatus.SKIPPED
             job.final_reason = "client opted out"
             return False

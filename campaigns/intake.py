@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigns.events import CallCompleted, CallCompletedData, ClientOptedOut, Envelope
-from campaigns.models import DoNotCall, Job, JobStatus, WebhookEvent
+from campaigns.models import DoNotCall, DoNotCallClient, Job, JobStatus, WebhookEvent
 from campaigns.outbox import enqueue
 from infra.db import transaction, utcnow
 
@@ -85,8 +85,9 @@ def _record(session: Session, event: Envelope) -> None:
 
 
 def _opt_out(session: Session, event: ClientOptedOut) -> None:
-    """Do-not-call for the phone (or, given only the client, every phone we know it by),
-    the client's pending calls cancelled, and the CRM told."""
+    """Do-not-call for the phone (or, given only the client, every phone we know it by) and,
+    given the client, for the client as a whole (numbers we learn later too); the client's
+    pending calls cancelled, and the CRM told."""
     data = event.data
     phones = {data.phone} if data.phone else set()
     if data.client_id is not None and not phones:
@@ -97,6 +98,8 @@ def _opt_out(session: Session, event: ClientOptedOut) -> None:
             session.add(DoNotCall(phone=phone, client_id=data.client_id, source_event_id=event.id))
         elif entry.client_id is None:
             entry.client_id = data.client_id
+    if data.client_id is not None and session.get(DoNotCallClient, data.client_id) is None:
+        session.add(DoNotCallClient(client_id=data.client_id, source_event_id=event.id))
     whose = []
     if data.client_id is not None:
         whose.append(Job.client_id == data.client_id)

@@ -47,6 +47,16 @@ class DoNotCall(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
+class DoNotCallClient(Base):
+    """A client who opted out as a whole: none of its numbers is called, known ones or new."""
+
+    __tablename__ = "do_not_call_clients"
+
+    client_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    source_event_id: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
 class Job(Base):
     """Someone to call, why, and not before / not after when; claimed by leases."""
 

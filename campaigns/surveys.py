@@ -20,6 +20,7 @@ from campaigns.models import (
     CallAttempt,
     CallbackTask,
     DoNotCall,
+    DoNotCallClient,
     Job,
     JobKind,
     JobStatus,
@@ -59,12 +60,13 @@ def _recent_survey(column: InstrumentedAttribute[str], parameter: str) -> Select
     )
 
 
-# Why a survey is skipped, in one round trip built once: the do-not-call list by phone or client,
-# and a recent survey by client or by phone (each on its own (column, kind, created_at) index).
+# Why a survey is skipped, in one round trip built once: the do-not-call lists (by phone, by
+# client) and a recent survey by client or by phone (each on its (column, kind, created_at) index).
 _SKIP_CHECK = union_all(
     select(literal("opted_out")).where(
         or_(DoNotCall.phone == bindparam("phone"), DoNotCall.client_id == bindparam("client_id"))
     ).limit(1).subquery().select(),
+    select(literal("opted_out")).where(DoNotCallClient.client_id == bindparam("client_id")),
     _recent_survey(Job.client_id, "client_id").subquery().select(),
     _recent_survey(Job.phone, "phone").subquery().select(),
 )

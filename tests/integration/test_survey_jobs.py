@@ -19,6 +19,7 @@ from campaigns.models import (
     CallAttempt,
     CallbackTask,
     DoNotCall,
+    DoNotCallClient,
     Job,
     JobStatus,
     OutboxEvent,
@@ -128,6 +129,29 @@ def test_short_calls_and_opted_out_numbers_are_skipped(
     job = new_job(sessions, make_surveys(Clock(ended)), completed(ended, **kwargs))  # type: ignore[arg-type]
     assert job.status == JobStatus.SKIPPED and reason in (job.final_reason or "")
     assert outbox_types(sessions) == []
+
+
+def test_a_client_who_opted_out_as_a_whole_is_not_called_on_a_new_number(
+    sessions: sessionmaker[Session],
+) -> None:
+    with transaction(sessions) as session:
+        session.add(DoNotCallClient(client_id="c-1"))
+    ended = moscow("2026-11-24T12:00")
+    job = new_job(sessions, make_surveys(Clock(ended)), completed(ended, phone="+79990000077"))
+    assert job.status == JobStatus.SKIPPED and job.final_reason == "client opted out"
+
+
+async def test_an_opt_out_after_queueing_stops_the_dial(sessions: sessionmaker[Session]) -> None:
+    clock = Clock(moscow("2026-11-24T12:00"))
+    surveys = make_surveys(clock)
+    job = new_job(sessions, surveys, completed(clock.at - timedelta(minutes=30)))
+    with transaction(sessions) as session:
+        session.add(DoNotCallClient(client_id="c-1"))
+    d, backend = dispatcher(sessions, surveys, CallReport(Outcome.BUSY, 486, "x"))
+    assert await run_due(d) == 0 and backend.calls == []
+    with transaction(sessions) as session:
+        stored = session.get(Job, job.id)
+        assert stored is not None and stored.status == JobStatus.SKIPPED
 
 
 def test_one_survey_per_client_per_period(sessions: sessionmaker[Session]) -> None:

@@ -25,7 +25,15 @@ from api import webhooks
 from api.errors import install_error_handlers
 from campaigns.events import CallCompletedData, parse_event
 from campaigns.intake import Intake, IntakeResult
-from campaigns.models import DoNotCall, Job, JobKind, JobStatus, OutboxEvent, WebhookEvent
+from campaigns.models import (
+    DoNotCall,
+    DoNotCallClient,
+    Job,
+    JobKind,
+    JobStatus,
+    OutboxEvent,
+    WebhookEvent,
+)
 from infra.db import Base, make_engine, make_sessions
 from infra.settings import Settings
 
@@ -320,6 +328,7 @@ def test_opted_out_by_client_covers_every_phone_known_for_it(
     with sessions() as session:
         phones = session.scalars(select(DoNotCall.phone).order_by(DoNotCall.phone)).all()
         assert phones == ["+79123450000", "+79123456789"]
+        assert session.get(DoNotCallClient, "client-1") is not None  # new numbers too
         statuses = session.scalars(select(Job.status)).all()
         assert set(statuses) == {JobStatus.SKIPPED}
 

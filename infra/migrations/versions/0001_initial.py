@@ -58,6 +58,14 @@ def upgrade() -> None:
     op.create_index("ix_do_not_call_client_id", "do_not_call", ["client_id"])
 
     op.create_table(
+        "do_not_call_clients",
+        sa.Column("client_id", sa.String(length=200), nullable=False),
+        sa.Column("source_event_id", sa.String(length=200), nullable=True),
+        sa.Column("created_at", _utc(), nullable=False),
+        sa.PrimaryKeyConstraint("client_id", name="pk_do_not_call_clients"),
+    )
+
+    op.create_table(
         "jobs",
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
@@ -169,6 +177,7 @@ def downgrade() -> None:
         "survey_responses",
         "call_attempts",
         "jobs",
+        "do_not_call_clients",
         "do_not_call",
         "webhook_events",
         "api_tokens",
