@@ -4,12 +4,10 @@
 delivery) and the SIP engine share one process and one event loop.
 """
 
-import asyncio
 import logging
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,12 +32,12 @@ from campaigns.models import Job, JobStatus
 from campaigns.outbox import OutboxDelivery, pending_summary
 from campaigns.survey_policy import SurveyPolicy
 from campaigns.surveys import Surveys
-from infra.db import make_engine, make_sessions, transaction, utcnow
+from infra.db import DatabaseThreads, make_engine, make_sessions, transaction, utcnow
 from infra.metrics import Metrics
 from infra.migrate import check_up_to_date
 from infra.settings import Settings
 from ivr.session import Session as IvrSession
-from ivr.survey import survey_session
+from ivr.survey import survey_flow, survey_session
 from telephony.backend import TelephonyBackend
 from telephony.sip.ua import SipUserAgent
 from telephony.sip_backend import SipBackend
@@ -58,6 +56,7 @@ METRICS_INTERVAL_S = 5.0
 class Services:
     engine: Engine
     sessions: sessionmaker[Session]
+    database: DatabaseThreads
     surveys: Surveys
     intake: Intake
     dispatcher: Dispatcher
@@ -70,7 +69,7 @@ class Services:
         self.metrics.calls_started.inc(await self.dispatcher.tick())
 
     async def refresh_gauges(self) -> None:
-        jobs, pending = await asyncio.to_thread(self._counts)
+        jobs, pending = await self.database.run(self._counts)
         for status in JobStatus:
             self.metrics.jobs.labels(status.value).set(jobs.get(status.value, 0))
         self.metrics.outbox_pending.set(pending)
@@ -141,8 +140,7 @@ def create_app(
             if services.ua is not None:
                 await services.ua.stop()
             await services.http.aclose()
-            if app.state.db_writer is not None:
-                app.state.db_writer.shutdown(wait=True)
+            services.database.close()
             services.engine.dispose()
 
     app = FastAPI(title="ringback", version="0.1.0", lifespan=lifespan)
@@ -162,6 +160,7 @@ async def _start(
     check_up_to_date(url)
     engine = make_engine(url)
     sessions = make_sessions(engine)
+    database = DatabaseThreads(url)
     calendar = build_calendar(settings)
     window = CallingWindow.from_settings(calendar, settings.calling_window_hours)
     surveys = Surveys(build_policy(settings), window, calendar, clock)
@@ -169,7 +168,7 @@ async def _start(
     http = httpx.AsyncClient()
     delivery = OutboxDelivery(
         sessions, settings.crm_url, settings.crm_outbound_secret.get_secret_value(), http,
-        max_backoff_s=settings.outbox_max_backoff_s, clock=clock,
+        max_backoff_s=settings.outbox_max_backoff_s, clock=clock, run_blocking=database.run,
     )
     ua: SipUserAgent | None = None
     if backend is None:
@@ -180,7 +179,7 @@ async def _start(
                              dial_template=settings.sip_dial_template,
                              ring_timeout_s=settings.ring_timeout_s)
     params = {"company": settings.company_name}
-    for locale in ("ru", "en"):
+    for locale in sorted(survey_flow().locales):  # every language a survey may speak
         await backend.prepare("survey", locale, params)
     registry = CollectorRegistry()
     metrics = Metrics(registry)
@@ -191,13 +190,11 @@ async def _start(
                               timedelta(seconds=settings.lease_s)),
         params=params, clock=clock,
         on_report=lambda report: metrics.calls_outcome.labels(report.outcome.value).inc(),
+        run_blocking=database.run,
     )
     app.state.settings = settings
     app.state.sessions = sessions
-    app.state.db_writer = (
-        ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer") if url.startswith("sqlite")
-        else None
-    )
+    app.state.database = database
     app.state.intake = intake
     app.state.metrics_registry = registry
     app.state.metrics = metrics
@@ -206,7 +203,8 @@ async def _start(
     }
     log.info("ringback serving on %s:%d with %s", settings.http_host, settings.http_port,
              url.split("://", 1)[0])
-    return Services(engine, sessions, surveys, intake, dispatcher, delivery, http, ua, metrics)
+    return Services(engine, sessions, database, surveys, intake, dispatcher, delivery, http, ua,
+                    metrics)
 
 
 def _scheduler(settings: Settings, services: Services) -> AsyncIOScheduler:

@@ -12,8 +12,6 @@ from infra.settings import Settings
 from telephony.sip.config import EngineConfig, SipAccount
 from telephony.sip.ua import SipUserAgent
 
-HANGUP_GRACE_S = 10.0
-
 
 @dataclass(frozen=True)
 class TestCallRequest:

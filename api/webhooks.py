@@ -5,25 +5,22 @@ headers ourselves and let `standardwebhooks` compute the HMAC: its `Webhook.veri
 5-minute tolerance and lets malformed headers escape as ValueError / binascii.Error.
 """
 
-import asyncio
 import base64
 import binascii
 import hmac
 import logging
 import re
 from collections.abc import Mapping
-from concurrent.futures import Executor
 from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from standardwebhooks import Webhook
-from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiError
 from campaigns.events import EventRejected, parse_event
 from campaigns.intake import Intake, IntakeResult
-from infra.db import utcnow
+from infra.db import DatabaseThreads, utcnow
 from infra.metrics import Metrics
 from infra.settings import Settings
 
@@ -136,11 +133,8 @@ async def crm_webhook(request: Request) -> JSONResponse:
         log.warning("CRM event refused (%s): %s", exc.code, exc.message)
         _count(request, "unparsed", exc.code)
         raise ApiError(422, exc.code, exc.message) from None
-    writer: Executor | None = getattr(request.app.state, "db_writer", None)
-    if writer is None:
-        result = await run_in_threadpool(intake.handle, event)
-    else:  # SQLite has one writer: queue here rather than in its busy handler
-        result = await asyncio.get_running_loop().run_in_executor(writer, intake.handle, event)
+    database: DatabaseThreads = request.app.state.database
+    result = await database.run(intake.handle, event)
     _count(request, event.type, result.value)
     status = 200 if result is IntakeResult.DUPLICATE else 202
     return JSONResponse({"status": result.value, "id": event.id}, status_code=status)

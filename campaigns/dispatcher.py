@@ -6,6 +6,7 @@ the job's own retry policy decide, so no job is lost and none is dialed twice.
 """
 
 import asyncio
+import functools
 import logging
 import math
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from campaigns.calendar import parse_zone
 from campaigns.models import CallAttempt, DoNotCall, DoNotCallClient, Job, JobStatus
 from campaigns.surveys import Surveys
-from infra.db import transaction
+from infra.db import BlockingRunner, transaction
 from telephony.backend import CallReport, FlowCall, TelephonyBackend
 from telephony.outcomes import Outcome
 
@@ -56,6 +57,7 @@ class Dispatcher:
         params: dict[str, str],
         clock: Callable[[], datetime],
         on_report: Callable[[CallReport], None] | None = None,
+        run_blocking: BlockingRunner = asyncio.to_thread,
     ) -> None:
         self._sessions = sessions
         self._surveys = surveys
@@ -65,6 +67,7 @@ class Dispatcher:
         self._params = params
         self._clock = clock
         self._on_report = on_report
+        self._run_blocking = run_blocking
         self._running: dict[str, asyncio.Task[None]] = {}
         self._tokens = self._bucket_size
         self._tokens_at: float | None = None
@@ -82,20 +85,20 @@ class Dispatcher:
         wanted = min(self._limits.channels - len(self._running), self._take_tokens())
         if wanted <= 0:
             return 0
-        claimed = await asyncio.to_thread(self._claim, wanted)
+        claimed = await self._run_blocking(self._claim, wanted)
         self._tokens -= len(claimed)
         for job in claimed:
             task = asyncio.create_task(self._call(job), name=f"call-{job.job_id}")
             self._running[job.job_id] = task
-            task.add_done_callback(self._forget)
+            task.add_done_callback(functools.partial(self._forget, job.job_id))
         return len(claimed)
 
-    def _forget(self, task: "asyncio.Task[None]") -> None:
-        self._running = {job: t for job, t in self._running.items() if t is not task}
+    def _forget(self, job_id: str, _task: "asyncio.Task[None]") -> None:
+        self._running.pop(job_id, None)
 
     async def reap(self) -> int:
         """Settle attempts whose lease expired (their process died) as failed."""
-        return await asyncio.to_thread(self._reap)
+        return await self._run_blocking(self._reap)
 
     async def drain(self, timeout: float) -> None:
         """Wait for the calls in flight (shutdown); what is left is settled by the reaper."""
@@ -169,13 +172,13 @@ class Dispatcher:
             renewing.cancel()
         if self._on_report is not None:
             self._on_report(report)
-        await asyncio.to_thread(self._settle, job, report)
+        await self._run_blocking(self._settle, job, report)
 
     async def _keep_lease(self, job_id: str) -> None:
         interval = self._limits.lease.total_seconds() / 3
         while True:
             await asyncio.sleep(interval)
-            await asyncio.to_thread(self._renew, job_id)
+            await self._run_blocking(self._renew, job_id)
 
     def _renew(self, job_id: str) -> None:
         with transaction(self._sessions) as session:

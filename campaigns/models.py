@@ -23,8 +23,6 @@ class JobStatus(StrEnum):
     SKIPPED = "skipped"  # final: never dialed (do-not-call, too short, surveyed recently)
 
 
-FINAL_JOB_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.UNANSWERED, JobStatus.SKIPPED})
-
 
 class WebhookEvent(Base):
     """Every CRM event applied once: its id is the idempotency key."""

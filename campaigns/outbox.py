@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks import Webhook
 
 from campaigns.models import OutboxEvent, OutboxStatus
-from infra.db import transaction, utcnow
+from infra.db import BlockingRunner, transaction, utcnow
 from infra.logs import mask_phone_numbers
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,7 @@ class OutboxDelivery:
         max_backoff_s: float,
         clock: Callable[[], datetime] = utcnow,
         rng: random.Random | None = None,
+        run_blocking: BlockingRunner = asyncio.to_thread,
     ) -> None:
         self._sessions = sessions
         self._url = url
@@ -116,6 +117,7 @@ class OutboxDelivery:
         self._max_backoff_s = max_backoff_s
         self._clock = clock
         self._rng = rng or random.Random()
+        self._run_blocking = run_blocking
         self._warned_no_url = False
 
     async def deliver_due(self, limit: int = 50) -> int:
@@ -127,7 +129,7 @@ class OutboxDelivery:
             return 0
         delivered = attempted = 0
         while attempted < limit:
-            batch = await asyncio.to_thread(self._claim, limit - attempted)
+            batch = await self._run_blocking(self._claim, limit - attempted)
             if not batch:
                 break
             attempted += len(batch)
@@ -190,7 +192,7 @@ class OutboxDelivery:
             error = f"{type(exc).__name__}: {exc}"
         else:
             error = None if response.is_success else f"HTTP {response.status_code}: {response.text}"
-        await asyncio.to_thread(self._settle, event, error)
+        await self._run_blocking(self._settle, event, error)
         return error is None
 
     def _settle(self, event: _Claimed, error: str | None) -> None:

@@ -5,10 +5,13 @@ Alembic sees one metadata. Engines are built from settings by the composition ro
 import time.
 """
 
-from collections.abc import Iterator
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -77,3 +80,33 @@ def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: committed when the block ends, rolled back whole on any error."""
     with sessions() as session, session.begin():
         yield session
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class BlockingRunner(Protocol):
+    """Runs blocking (database) work off the event loop: `asyncio.to_thread` has this shape."""
+
+    def __call__(self, func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Awaitable[T]:
+        ...
+
+
+class DatabaseThreads:
+    """Where the service's blocking database work runs. SQLite has one writer at a time, so its
+    work queues on one thread instead of in SQLite's busy handler (which sleeps in growing steps);
+    other databases use the loop's default pool."""
+
+    def __init__(self, url: str) -> None:
+        self._pool = (
+            ThreadPoolExecutor(1, thread_name_prefix="sqlite") if url.startswith("sqlite") else None
+        )
+
+    async def run(self, func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        call = functools.partial(func, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)

@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from standardwebhooks import Webhook
 
@@ -84,9 +84,8 @@ class Settings(BaseSettings):
 
     @field_validator("rtp_port_max")
     @classmethod
-    def _range_is_ordered(cls, value: int, info: object) -> int:
-        data = getattr(info, "data", {})
-        if value <= data.get("rtp_port_min", 0):
+    def _range_is_ordered(cls, value: int, info: ValidationInfo) -> int:
+        if value <= info.data.get("rtp_port_min", 0):
             raise ValueError("rtp_port_max must be above rtp_port_min")
         return value
 

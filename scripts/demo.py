@@ -5,7 +5,6 @@ Starts Kamailio (registrar + proxy), a baresip softphone for the client, a local
 presses 2 (a low score); prints the timeline: event → call → score → task → CRM.
 """
 
-import asyncio
 import sys
 import tempfile
 import threading
@@ -18,10 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 # The lab harness doubles as the demo's peers.
-from audio.prompts import PromptCache  # noqa: E402
-from audio.tts import SpeechSynthesizer  # noqa: E402
 from infra.settings import DEV_OUTBOUND_SECRET  # noqa: E402
-from ivr.survey import survey_texts  # noqa: E402
 from tests.crm_receiver import CrmReceiver  # noqa: E402
 from tests.peers.baresip import Baresip  # noqa: E402
 from tests.peers.kamailio import Kamailio  # noqa: E402
@@ -35,12 +31,6 @@ STARTED = time.monotonic()
 
 def say(what: str) -> None:
     print(f"[{time.monotonic() - STARTED:6.1f} s] {what}", flush=True)
-
-
-def greeting_seconds(data_dir: Path) -> float:
-    text = survey_texts("en", company=COMPANY, default_locale="en")["survey.greeting"]
-    cache = PromptCache(data_dir / "prompts", SpeechSynthesizer())
-    return asyncio.run(cache.from_text(text, "en")).duration_s
 
 
 def answer_and_score(phone: Baresip, wait_s: float) -> None:
@@ -78,7 +68,8 @@ def main() -> int:
             say(f"ringback serve is up on {service.url} (SQLite in {service.workdir / 'data'})")
             presser = threading.Thread(
                 target=answer_and_score,
-                args=(phone, greeting_seconds(service.workdir / "data") + 2.0), daemon=True,
+                args=(phone, service.survey_prompt("survey.greeting", COMPANY).duration_s + 2.0),
+                daemon=True,
             )
             presser.start()
             ended = datetime.now(UTC) - timedelta(seconds=1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import pytest
 
@@ -21,6 +21,13 @@ from tests.peers.process import PeerError
 from tests.peers.sipp import Sipp
 
 pytest_plugins = ["tests.conftest_db"]
+
+
+class _Peer(Protocol):
+    def close(self) -> None: ...
+
+
+P = TypeVar("P", bound=_Peer)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -39,41 +46,50 @@ def _dump(title: str, text: str, limit: int = 6000) -> None:
     print(f"\n===== {title} (last {limit} chars) =====\n{text[-limit:]}")
 
 
-def _start_kamailio(request: pytest.FixtureRequest, workdir: Path, **kwargs: Any) -> Kamailio:
+def _construct(make: Callable[[], P]) -> P:
+    """A peer object; a missing binary or module fails the test with the reason, no trace."""
     try:
-        kam = Kamailio(workdir, **kwargs)
+        return make()
     except PeerError as exc:
         pytest.fail(str(exc), pytrace=False)
+
+
+def _close_all(
+    request: pytest.FixtureRequest, peers: list[P], log_of: Callable[[P], tuple[str, str]] | None
+) -> None:
+    """Stop every peer; after a failed test, print each one's log (title, text)."""
+    failed = _failed(request)
+    for peer in peers:
+        peer.close()
+        if failed and log_of is not None:
+            _dump(*log_of(peer))
+
+
+def _kamailio_log(kam: Kamailio) -> tuple[str, str]:
+    return f"kamailio log {kam.log_path}", kam.log_text()
+
+
+def _running_kamailio(
+    request: pytest.FixtureRequest, workdir: Path, **kwargs: Any
+) -> Iterator[Kamailio]:
+    kam = _construct(lambda: Kamailio(workdir, **kwargs))
     try:
         kam.start()
-    except PeerError:
-        kam.close()
-        raise
-    return kam
+        yield kam
+    finally:
+        _close_all(request, [kam], _kamailio_log)
 
 
 @pytest.fixture
 def kamailio(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Kamailio]:
     """A running Kamailio registrar/proxy (users ringback/secret and client/clientpw)."""
-    kam = _start_kamailio(request, tmp_path / "kamailio")
-    try:
-        yield kam
-    finally:
-        kam.close()
-        if _failed(request):
-            _dump(f"kamailio log {kam.log_path}", kam.log_text())
+    yield from _running_kamailio(request, tmp_path / "kamailio")
 
 
 @pytest.fixture
 def kamailio_invite_auth(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Kamailio]:
     """Like ``kamailio``, but INVITEs from known users get a 407 first (WITH_INVITE_AUTH)."""
-    kam = _start_kamailio(request, tmp_path / "kamailio-auth", invite_auth=True)
-    try:
-        yield kam
-    finally:
-        kam.close()
-        if _failed(request):
-            _dump(f"kamailio log {kam.log_path}", kam.log_text())
+    yield from _running_kamailio(request, tmp_path / "kamailio-auth", invite_auth=True)
 
 
 SippFactory = Callable[..., Sipp]
@@ -93,10 +109,7 @@ def sipp(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SippFactory
 
     def factory(scenario: str, *, start: bool = False, **kwargs: Any) -> Sipp:
         workdir = tmp_path / f"sipp-{len(created)}-{Path(scenario).stem}"
-        try:
-            peer = Sipp(scenario, workdir, **kwargs)
-        except PeerError as exc:
-            pytest.fail(str(exc), pytrace=False)
+        peer = _construct(lambda: Sipp(scenario, workdir, **kwargs))
         created.append(peer)
         if start:
             peer.start()
@@ -105,11 +118,7 @@ def sipp(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SippFactory
     try:
         yield factory
     finally:
-        failed = _failed(request)
-        for peer in created:
-            peer.close()
-            if failed:
-                _dump(f"sipp {peer.name} in {peer.workdir}", peer.describe())
+        _close_all(request, created, lambda p: (f"sipp {p.name} in {p.workdir}", p.describe()))
 
 
 @pytest.fixture
@@ -125,10 +134,7 @@ def baresip(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BaresipF
         kam: Kamailio, *, start: bool = True, wait_registered: bool = True, **kwargs: Any
     ) -> Baresip:
         workdir = tmp_path / f"baresip-{len(created)}"
-        try:
-            phone = Baresip(kam, workdir, **kwargs)
-        except PeerError as exc:
-            pytest.fail(str(exc), pytrace=False)
+        phone = _construct(lambda: Baresip(kam, workdir, **kwargs))
         created.append(phone)
         if start:
             phone.start()
@@ -139,25 +145,19 @@ def baresip(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BaresipF
     try:
         yield factory
     finally:
-        failed = _failed(request)
-        for phone in created:
-            phone.close()
-            if failed:
-                _dump(f"baresip log {phone.log_path}", phone.log_text())
+        _close_all(request, created, lambda p: (f"baresip log {p.log_path}", p.log_text()))
 
 
 @pytest.fixture
-def capture(tmp_path: Path) -> Iterator[CaptureFactory]:
+def capture(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CaptureFactory]:
     """``capture((low, high), *, start=True, **Capture kwargs) -> Capture``: dumpcap on lo
     for ``udp portrange low-high``; stop it (SIGINT, flushed) before reading packets.
     Stopped at teardown in any case."""
     created: list[Capture] = []
 
     def factory(port_range: tuple[int, int], *, start: bool = True, **kwargs: Any) -> Capture:
-        try:
-            cap = Capture(port_range, tmp_path / f"capture-{len(created)}", **kwargs)
-        except PeerError as exc:
-            pytest.fail(str(exc), pytrace=False)
+        cap = _construct(lambda: Capture(port_range, tmp_path / f"capture-{len(created)}",
+                                         **kwargs))
         created.append(cap)
         if start:
             cap.start()
@@ -166,8 +166,7 @@ def capture(tmp_path: Path) -> Iterator[CaptureFactory]:
     try:
         yield factory
     finally:
-        for cap in created:
-            cap.close()
+        _close_all(request, created, None)
 
 
 @pytest.fixture

@@ -206,7 +206,8 @@ class Call:
         """re-INVITE or UPDATE: answer keeping the media; an offerless re-INVITE gets ours."""
         contact = request.headers.get("Contact")
         try:
-            target = parse_address(contact).uri if contact else None
+            if contact:
+                parse_address(contact)  # a target refresh we could not follow: refuse it whole
         except SipParseError:
             self._stack.respond(transaction, 400)
             return
@@ -227,8 +228,7 @@ class Call:
             body = self.local_media.current_sdp()
             if request.method == "INVITE":
                 self.expect_answer_in_ack()
-        if target is not None:  # a target refresh takes effect only when it succeeds
-            self.dialog.remote_target = target
+        self.dialog.update_target(request)  # a target refresh takes effect only when it succeeds
         response = self._stack.respond(transaction, 200, headers=headers, body=body)
         if request.method == "INVITE":
             self.retransmit_until_ack(response, transaction.reply_to)

@@ -104,15 +104,13 @@ class OutboundCall:
         invite = self._build_invite(local.offer())
         call_id = invite.call_id
         self._stack.inviting.add(call_id)
+        result: CallResult | None = None
         try:
             result = await self._ring(invite, local, stream, started)
-        except BaseException:
-            stream.close()
-            raise
         finally:
             self._stack.inviting.discard(call_id)
-        if result.call is None:
-            stream.close()
+            if result is None or result.call is None:  # the stream lives on with the call only
+                stream.close()
         log.info("call %s: %s (%s) after %.2f s", call_id, result.outcome.value,
                  result.sip_status, result.setup_s)
         return result
@@ -175,8 +173,6 @@ class OutboundCall:
                     response.status,
                     cancelled_by_ring_timeout=attempt.cancel_reason is Outcome.NO_ANSWER,
                 )
-                if response.status == 487 and attempt.cancel_reason is not None:
-                    outcome = attempt.cancel_reason
                 return result(outcome, response.status, response.reason)
             if attempt.cancel_reason and attempt.provisional_seen and not attempt.cancel_sent:
                 self._send_cancel(attempt)

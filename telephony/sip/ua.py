@@ -28,10 +28,12 @@ from telephony.sip.uri import parse_address
 log = logging.getLogger(__name__)
 
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset()  # no option tags supported yet
-KNOWN_METHODS = frozenset(
-    {"BYE", "INFO", "UPDATE", "PRACK", "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "PUBLISH",
-     "REGISTER"}
-)
+# Out of any dialog: in-dialog methods have no dialog to act on (481); methods we know but do not
+# serve get 405; anything else is unknown (501).
+REFUSED_OUTSIDE_DIALOG = {
+    **dict.fromkeys(("BYE", "PRACK", "UPDATE", "INFO"), 481),
+    **dict.fromkeys(("SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "PUBLISH", "REGISTER"), 405),
+}
 SHUTDOWN_TIMEOUT_S = 5.0
 RESERVED_DESCRIPTORS = 64  # logs, database, HTTP clients, the SIP socket itself
 COMFORTABLE_CALLS = 300
@@ -177,11 +179,9 @@ class SipUserAgent:
         method = request.method
         if method == "CANCEL":
             self.incoming.cancel(request, transaction)
-        elif method not in ("INVITE", "OPTIONS") and method in KNOWN_METHODS:
-            status = 481 if method in ("BYE", "PRACK", "UPDATE", "INFO") else 405
-            self.stack.respond(transaction, status, headers=[("Allow", ALLOW)])
         elif method not in ("INVITE", "OPTIONS"):
-            self.stack.respond(transaction, 501, headers=[("Allow", ALLOW)])
+            status = REFUSED_OUTSIDE_DIALOG.get(method, 501)
+            self.stack.respond(transaction, status, headers=[("Allow", ALLOW)])
         elif unsupported := _unsupported_extensions(request):
             self.stack.respond(transaction, 420, headers=[("Unsupported", ", ".join(unsupported))])
         elif method == "INVITE" and not _can_start_dialog(request):

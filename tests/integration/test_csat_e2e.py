@@ -3,7 +3,6 @@ a local CRM receiver checking signatures. The survey delay is a few seconds."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 import subprocess
@@ -17,18 +16,16 @@ from typing import Any
 
 import pytest
 
-from audio.prompts import PromptCache
-from audio.tts import SpeechSynthesizer
 from campaigns.calendar import BusinessCalendar
 from campaigns.deadlines import low_score_deadline
 from infra.settings import DEV_OUTBOUND_SECRET, DEV_WEBHOOK_SECRET
-from ivr.survey import survey_texts
 from tests.conftest import CaptureFactory, SippFactory
 from tests.crm_receiver import CrmReceiver
 from tests.peers.capture import Capture
 from tests.peers.kamailio import Kamailio
 from tests.peers.process import wait_until
 from tests.peers.ringback import RINGBACK, RingbackService, sign
+from tests.peers.sipp import Sipp
 
 pytestmark = pytest.mark.peers
 
@@ -115,14 +112,28 @@ def token(svc: RingbackService, role: str) -> str:
 
 
 def rendered(svc: RingbackService, prompt_id: str) -> bytes:
-    """The μ-law the service rendered for one survey prompt (read back from its cache)."""
-    text = survey_texts("en", company=COMPANY, default_locale="en")[prompt_id]
-    cache = PromptCache(svc.workdir / "data" / "prompts", SpeechSynthesizer())
-    return asyncio.run(cache.from_text(text, "en")).ulaw
+    """The μ-law the service rendered for one survey prompt."""
+    return svc.survey_prompt(prompt_id, COMPANY).ulaw
 
 
 def greeting_seconds(svc: RingbackService) -> float:
-    return len(rendered(svc, "survey.greeting")) / 8000
+    return svc.survey_prompt("survey.greeting", COMPANY).duration_s
+
+
+def client_phone(sipp: SippFactory, kamailio: Kamailio, scenario: str, **kwargs: Any) -> Sipp:
+    """A sipp UAS reachable at Kamailio as the client's number."""
+    phone = sipp(scenario, service=CLIENT, start=True, **kwargs)
+    kamailio.add_contact(CLIENT, phone.contact)
+    return phone
+
+
+def scoring_phone(
+    svc: RingbackService, sipp: SippFactory, kamailio: Kamailio, key: str, calls: int = 1
+) -> Sipp:
+    """The client's phone: answers, and presses `key` while the question plays."""
+    pause_ms = int((greeting_seconds(svc) + 2.5) * 1000)
+    return client_phone(sipp, kamailio, "uas_survey_answer", dtmf_digit=key, calls=calls,
+                        template={"PAUSE_MS": str(pause_ms)})
 
 
 def sent_audio(svc: RingbackService, cap: Capture) -> bytes:
@@ -138,10 +149,7 @@ def test_low_score_becomes_a_callback_task_and_reaches_the_crm(
     capture: CaptureFactory,
 ) -> None:
     svc = service()
-    pause_ms = int((greeting_seconds(svc) + 2.5) * 1000)  # press 3 while the question plays
-    phone = sipp("uas_survey_answer", service=CLIENT, dtmf_digit="3", calls=1,
-                 template={"PAUSE_MS": str(pause_ms)}, start=True)
-    kamailio.add_contact(CLIENT, phone.contact)
+    phone = scoring_phone(svc, sipp, kamailio, "3")
     cap = capture(svc.rtp_range)
     status, body = svc.post_event(call_completed())
     assert status == 202, body
@@ -175,10 +183,7 @@ def test_top_score_makes_no_task(
     service: ServiceFactory, kamailio: Kamailio, sipp: SippFactory, crm: CrmReceiver
 ) -> None:
     svc = service()
-    pause_ms = int((greeting_seconds(svc) + 2.5) * 1000)
-    phone = sipp("uas_survey_answer", service=CLIENT, dtmf_digit="5", calls=1,
-                 template={"PAUSE_MS": str(pause_ms)}, start=True)
-    kamailio.add_contact(CLIENT, phone.contact)
+    scoring_phone(svc, sipp, kamailio, "5")
     assert svc.post_event(call_completed())[0] == 202
     completed = crm.wait_for("survey.completed", timeout=60)
     assert completed.payload["data"]["score"] == 5
@@ -200,8 +205,7 @@ def test_silence_repeats_the_question_then_gives_up(
     capture: CaptureFactory,
 ) -> None:
     svc = service()
-    phone = sipp("uas_echo", service=CLIENT, calls=1, start=True)
-    kamailio.add_contact(CLIENT, phone.contact)
+    phone = client_phone(sipp, kamailio, "uas_echo", calls=1)
     cap = capture(svc.rtp_range)
     assert svc.post_event(call_completed())[0] == 202
     unanswered = crm.wait_for("survey.unanswered", timeout=120)
@@ -218,8 +222,7 @@ def test_busy_is_retried_then_reported_unanswered(
     service: ServiceFactory, kamailio: Kamailio, sipp: SippFactory, crm: CrmReceiver
 ) -> None:
     svc = service(survey_max_attempts="2")
-    phone = sipp("uas_status", service=CLIENT, status=486, calls=2, start=True)
-    kamailio.add_contact(CLIENT, phone.contact)
+    phone = client_phone(sipp, kamailio, "uas_status", status=486, calls=2)
     assert svc.post_event(call_completed())[0] == 202
     unanswered = crm.wait_for("survey.unanswered", timeout=60)
     assert "busy after 2 attempt(s)" in unanswered.payload["data"]["reason"]
@@ -232,10 +235,7 @@ def test_duplicates_bad_signatures_and_opt_outs(
     service: ServiceFactory, kamailio: Kamailio, sipp: SippFactory, crm: CrmReceiver
 ) -> None:
     svc = service()
-    pause_ms = int((greeting_seconds(svc) + 2.5) * 1000)
-    phone = sipp("uas_survey_answer", service=CLIENT, dtmf_digit="4", calls=1,
-                 template={"PAUSE_MS": str(pause_ms)}, start=True)
-    kamailio.add_contact(CLIENT, phone.contact)
+    phone = scoring_phone(svc, sipp, kamailio, "4")
     event = call_completed()
     assert svc.post_event(event)[0] == 202
     status, body = svc.post_event(event)
@@ -253,6 +253,9 @@ def test_duplicates_bad_signatures_and_opt_outs(
     tampered = {**other, "data": {**other["data"], "duration_s": 999}}
     headers = sign(json.dumps(other).encode(), other["id"], DEV_WEBHOOK_SECRET)
     assert svc.post_event(tampered, headers=headers)[0] == 401
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    expired = sign(json.dumps(other).encode(), other["id"], DEV_WEBHOOK_SECRET, at=an_hour_ago)
+    assert svc.post_event(other, headers=expired)[0] == 401
     malformed = {**other, "data": {**other["data"], "phone": "not a phone"}}
     status, body = svc.post_event(malformed)
     assert status == 422 and body["error"]["code"] == "invalid-event"
@@ -271,10 +274,7 @@ def test_kill_while_calls_are_up_loses_no_job_and_dials_none_twice(
     service: ServiceFactory, kamailio: Kamailio, sipp: SippFactory, crm: CrmReceiver
 ) -> None:
     svc = service(survey_max_attempts="2", lease_s="10")
-    pause_ms = int((greeting_seconds(svc) + 2.5) * 1000)
-    phone = sipp("uas_survey_answer", service=CLIENT, dtmf_digit="2", calls=2,
-                 template={"PAUSE_MS": str(pause_ms)}, start=True)
-    kamailio.add_contact(CLIENT, phone.contact)
+    phone = scoring_phone(svc, sipp, kamailio, "2", calls=2)
     event = call_completed()
     assert svc.post_event(event)[0] == 202
     wait_until(lambda: len(phone.received("ACK")) >= 1, 30.0)  # the call is up

@@ -17,7 +17,7 @@ import random
 import re
 import socket
 import tracemalloc
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -32,6 +32,7 @@ from telephony.sip.transaction import TimerConfig
 from telephony.sip.ua import SipUserAgent
 from tests.conftest import SippFactory
 from tests.peers.ports import PortBlock
+from tests.peers.process import eventually, wait_true
 from tests.peers.sipp import EXIT_ALL_OK, Sipp
 
 pytestmark = pytest.mark.peers
@@ -108,29 +109,10 @@ async def place_call(ua: SipUserAgent, callee: Sipp, user: str = "echo") -> Call
     return result.call
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
-
-
-async def eventually(predicate: Callable[[], bool], timeout: float) -> bool:
-    """Wait up to `timeout` for `predicate`; whether it came true."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() >= deadline:
-            return False
-        await asyncio.sleep(0.02)
-    return True
-
-
 async def hearing_echo(call: Call, more: int = 25) -> None:
     """The far end's echo keeps arriving: `more` packets beyond what arrived so far."""
     start = call.stream.packets_received
-    await wait_for(lambda: call.stream.packets_received >= start + more, 10, "echoed RTP")
+    await wait_true(lambda: call.stream.packets_received >= start + more, 10, "echoed RTP")
 
 
 async def send_all(sock: socket.socket, datagrams: list[bytes], port: int) -> None:
@@ -238,7 +220,7 @@ async def test_hostile_rtp_from_a_wrong_source_is_ignored(
         ]
         wrong = stream.dropped_wrong_source
         await send_all(attacker, datagrams, stream.local_port)
-        await wait_for(lambda: stream.dropped_wrong_source >= wrong + len(datagrams), 10,
+        await wait_true(lambda: stream.dropped_wrong_source >= wrong + len(datagrams), 10,
                        "every hostile datagram to be looked at")  # fmt: skip
         assert stream.dropped_wrong_source == wrong + len(datagrams)
         assert await call.receive_digit(0.5) is None  # sixteen key presses, none of them ours
@@ -270,7 +252,7 @@ async def test_hostile_rtp_from_the_agreed_source_is_ignored(
             call = await place_call(ua, callee, "far")
             stream = call.stream
             assert call.media is not None and call.media.remote == (HOST, media_port)
-            await wait_for(lambda: bool(receive_all(far)), 5, "our RTP at the far end")
+            await wait_true(lambda: bool(receive_all(far)), 5, "our RTP at the far end")
             wrong = stream.dropped_wrong_source
             malformed = [*malformed_rtp(rng), rng.randbytes(MAX_UDP)]
             unexpected = unexpected_payload_types(rng)
@@ -465,7 +447,7 @@ async def test_malformed_sip_is_ignored_or_refused_and_the_call_survives(
         seen_before = sum(1 for way, _, peer in wire if way == "in" and peer == mine)
         everything = malformed + [d for d, _ in refused] + stray + [d for d, _ in tricks]
         await send_all(attacker, everything, ua.endpoint.port)
-        await wait_for(
+        await wait_true(
             lambda: sum(1 for way, _, peer in wire if way == "in" and peer == mine)
             >= seen_before + len(everything), 10, "every hostile datagram to be read",
         )  # fmt: skip
@@ -494,7 +476,7 @@ async def test_malformed_sip_is_ignored_or_refused_and_the_call_survives(
             finals = {s for s, c, q in got if c == dialog_id and q == cseq and s >= 200}
             assert finals == {status}, (cseq, finals)
         # The stray 2xx was acknowledged and refused with a BYE; the other strays ignored.
-        await wait_for(lambda: bool(answers.extend(receive_all(attacker)))
+        await wait_true(lambda: bool(answers.extend(receive_all(attacker)))
                        or any(d.startswith(b"BYE ") and b"stray-2xx" in d for d in answers),
                        10, "the BYE for the stray 2xx")  # fmt: skip
         assert any(d.startswith(b"ACK ") and b"stray-2xx" in d for d in answers)
@@ -543,7 +525,7 @@ async def test_refused_reinvite_leaves_the_remote_target_alone(
             answers.extend(receive_all(attacker))
             return any(s == 488 for s, _, _ in responses(answers))
 
-        await wait_for(refused, 10, "488 for the re-INVITE")
+        await wait_true(refused, 10, "488 for the re-INVITE")
         assert str(call.dialog.remote_target) == target
         assert not call.ended.is_set()
         await hang_up_cleanly([call], callee)
@@ -653,7 +635,7 @@ async def test_memory_stays_flat_over_a_flood(
                 for packet in key_press(4, 1_000_000 * next(presses)):
                     far.sendto(packet, (HOST, stream.local_port))
                 assert await call.receive_digit(10) == "4"
-                await wait_for(
+                await wait_true(
                     lambda: seen[0] >= sip_before + sip_n
                     and stream.dropped_wrong_source >= wrong_before + wrong_n,
                     20, "the flood to be read",
@@ -702,7 +684,7 @@ async def test_flooding_one_call_leaves_the_other_alone(
         datagrams = [(data, "rtp") for data, _ in flood_datagrams(rng, hostile, 2000)]
         wrong = target.stream.dropped_wrong_source
         await flood(attacker, datagrams, target.stream.local_port, ua.endpoint.port)
-        await wait_for(lambda: target.stream.dropped_wrong_source >= wrong + len(datagrams), 20,
+        await wait_true(lambda: target.stream.dropped_wrong_source >= wrong + len(datagrams), 20,
                        "the flood to be read")  # fmt: skip
         # The bystander kept hearing its echo through the flood and after it, untouched.
         assert bystander.stream.packets_received > heard

@@ -26,6 +26,7 @@ from tests.peers.baresip import Baresip
 from tests.peers.capture import Capture
 from tests.peers.kamailio import Kamailio
 from tests.peers.ports import PortBlock
+from tests.peers.process import wait_true
 from tests.peers.sipp import EXIT_ALL_OK, Sipp
 
 pytestmark = pytest.mark.peers
@@ -71,19 +72,11 @@ async def answer_next(ua: SipUserAgent, caller_user: str) -> Call:
     return call
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
-
-
 async def play_until_digit(call: Call, send_digit: Callable[[], object] | None = None) -> str:
     """Play a long prompt; the caller's digit must cut it short. Returns the digit."""
     playing = asyncio.create_task(call.play(tone_prompt(), barge_in=True))
     # The caller hears the prompt: a second of it goes out before the digit is asked for.
-    await wait_for(lambda: call.stream.packets_sent >= 50, 10, "prompt packets")
+    await wait_true(lambda: call.stream.packets_sent >= 50, 10, "prompt packets")
     if send_digit is not None:
         await asyncio.to_thread(send_digit)
     completed = await asyncio.wait_for(playing, PROMPT_S + 5)

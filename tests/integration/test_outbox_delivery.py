@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -13,7 +12,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from campaigns.models import OutboxEvent, OutboxStatus
 from campaigns.outbox import OutboxDelivery, OutboxSummary, enqueue, pending_summary
-from infra.db import Base, make_engine, make_sessions
 from tests.crm_receiver import CrmReceiver
 
 SECRET = "whsec_" + "dGVzdC1vdXRib3VuZC1zZWNyZXQtMzItYnl0ZXMtbG9uZyE="
@@ -31,14 +29,6 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.offset += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'ringback.db'}")
-    Base.metadata.create_all(engine)
-    yield make_sessions(engine)
-    engine.dispose()
 
 
 @pytest.fixture

@@ -76,7 +76,7 @@ async def test_call_answer_prompt_digit_and_bye(
     assert await answering == "ok"
 
 
-async def test_reject_busy_is_acked_and_reported(
+async def test_reject_busy_is_reported(
     pair: tuple[SipUserAgent, SipUserAgent],
 ) -> None:
     caller, callee = pair

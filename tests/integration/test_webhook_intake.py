@@ -34,7 +34,7 @@ from campaigns.models import (
     OutboxEvent,
     WebhookEvent,
 )
-from infra.db import Base, make_engine, make_sessions
+from infra.db import Base, DatabaseThreads
 from infra.settings import Settings
 
 SECRET = "whsec_" + "dGVzdC1pbmJvdW5kLXNlY3JldC0zMi1ieXRlcy1sb25nIQ=="
@@ -61,27 +61,23 @@ def _job(event_id: str, client_id: str, phone: str) -> Job:
 
 
 @pytest.fixture
-def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'ringback.db'}")
-    Base.metadata.create_all(engine)
-    yield make_sessions(engine)
-    engine.dispose()
-
-
-@pytest.fixture
 def rules() -> FakeRules:
     return FakeRules()
 
 
 @pytest.fixture
-def client(sessions: sessionmaker[Session], rules: FakeRules, tmp_path: Path) -> TestClient:
+def client(
+    sessions: sessionmaker[Session], rules: FakeRules, tmp_path: Path, database_url: str
+) -> Iterator[TestClient]:
     app = FastAPI()
     install_error_handlers(app)
     app.include_router(webhooks.router)
     app.state.settings = Settings(_env_file=None, data_dir=tmp_path,
                                   crm_webhook_secret=SECRET, crm_webhook_tolerance_s=120)
     app.state.intake = Intake(sessions, rules, default_region="RU")
-    return TestClient(app, raise_server_exceptions=False)
+    app.state.database = DatabaseThreads(database_url)
+    yield TestClient(app, raise_server_exceptions=False)
+    app.state.database.close()
 
 
 def call_completed(event_id: str = "evt-1", **data: Any) -> dict[str, Any]:

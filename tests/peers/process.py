@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -192,3 +193,20 @@ class PeerProcess:
         except (ProcessLookupError, PermissionError):
             return False
         return True
+
+
+async def eventually(predicate: Callable[[], bool], timeout: float) -> bool:
+    """Wait up to ``timeout`` for ``predicate`` without blocking the event loop; whether it
+    came true."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+async def wait_true(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Like :func:`eventually`, failing the test with ``what`` when time runs out."""
+    assert await eventually(predicate, timeout), f"timed out waiting for {what}"

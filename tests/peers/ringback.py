@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import os
@@ -14,7 +15,10 @@ from typing import Any
 
 from standardwebhooks import Webhook
 
+from audio.prompts import EncodedPrompt, PromptCache
+from audio.tts import SpeechSynthesizer
 from infra.settings import DEV_WEBHOOK_SECRET
+from ivr.survey import survey_texts
 from tests.peers.ports import PortBlock, allocate_ports
 from tests.peers.process import PeerProcess
 
@@ -52,6 +56,12 @@ class RingbackService:
     @property
     def database(self) -> Path:
         return self.workdir / "data" / "ringback.db"
+
+    def survey_prompt(self, prompt_id: str, company: str, locale: str = "en") -> EncodedPrompt:
+        """A survey prompt as the service rendered it (read back from its prompt cache)."""
+        text = survey_texts(locale, company=company, default_locale=locale)[prompt_id]
+        cache = PromptCache(self.workdir / "data" / "prompts", SpeechSynthesizer())
+        return asyncio.run(cache.from_text(text, locale))
 
     def start(self, timeout: float = 60.0) -> RingbackService:
         self.process.start()
@@ -94,8 +104,10 @@ class RingbackService:
         return _send(urllib.request.Request(f"{self.url}{path}", headers=headers))
 
 
-def sign(body: bytes, message_id: str, secret: str) -> dict[str, str]:
-    now = datetime.datetime.now(datetime.UTC)
+def sign(
+    body: bytes, message_id: str, secret: str, at: datetime.datetime | None = None
+) -> dict[str, str]:
+    now = at or datetime.datetime.now(datetime.UTC)
     signature = Webhook(secret).sign(message_id, now, body.decode())
     return {
         "webhook-id": message_id,

@@ -296,30 +296,19 @@ class Sipp:
     def received(self, method: str | None = None, status: int | None = None) -> list[SipMessage]:
         """Received messages: requests of ``method`` and/or responses with ``status``
         (a status with a method matches the CSeq method). Retransmissions count separately."""
-        out = []
-        for m in self.messages():
-            if m.direction != "received":
-                continue
-            if status is not None:
-                if m.status != status or (method is not None and m.method != method):
-                    continue
-            elif method is not None and (m.is_response or m.method != method):
-                continue
-            out.append(m)
-        return out
+        return self._select("received", method, status)
 
     def sent(self, method: str | None = None, status: int | None = None) -> list[SipMessage]:
-        out = []
-        for m in self.messages():
-            if m.direction != "sent":
-                continue
+        """Sent messages, selected as in :meth:`received`."""
+        return self._select("sent", method, status)
+
+    def _select(self, direction: str, method: str | None, status: int | None) -> list[SipMessage]:
+        def wanted(m: SipMessage) -> bool:
             if status is not None:
-                if m.status != status or (method is not None and m.method != method):
-                    continue
-            elif method is not None and (m.is_response or m.method != method):
-                continue
-            out.append(m)
-        return out
+                return m.status == status and (method is None or m.method == method)
+            return method is None or (not m.is_response and m.method == method)
+
+        return [m for m in self.messages() if m.direction == direction and wanted(m)]
 
     def received_statuses(self) -> list[int]:
         return [m.status for m in self.messages() if m.direction == "received" and m.status]
