@@ -5,7 +5,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from infra.db import Base, UtcDateTime, utcnow
@@ -22,6 +22,10 @@ class JobStatus(StrEnum):
     UNANSWERED = "unanswered"  # final: no result (retries exhausted, window missed, ...)
     SKIPPED = "skipped"  # final: never dialed (do-not-call, too short, surveyed recently)
 
+
+# Never two calls to one client at once: at most one dialing job per client and per phone,
+# held by partial unique indexes (PostgreSQL and SQLite both have them).
+_DIALING = text("status = 'dialing'")
 
 
 class WebhookEvent(Base):
@@ -65,6 +69,10 @@ class Job(Base):
         # "Surveyed recently?" looks a client up by id and by phone, newest first.
         Index("ix_jobs_client_recent", "client_id", "kind", "created_at"),
         Index("ix_jobs_phone_recent", "phone", "kind", "created_at"),
+        Index("uq_jobs_dialing_client_id", "client_id", unique=True,
+              postgresql_where=_DIALING, sqlite_where=_DIALING),
+        Index("uq_jobs_dialing_phone", "phone", unique=True,
+              postgresql_where=_DIALING, sqlite_where=_DIALING),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -107,6 +115,14 @@ class CallAttempt(Base):
     sip_status: Mapped[int | None] = mapped_column(Integer)
     call_id: Mapped[str | None] = mapped_column(String(200))
     detail: Mapped[str | None] = mapped_column(Text)
+    # What the client answered, committed the moment the key was pressed (not at the end of
+    # the call): a crash after it settles the job from here instead of asking again.
+    result: Mapped[str | None] = mapped_column(String(32))
+    result_value: Mapped[int | None] = mapped_column(Integer)
+    result_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # What it takes to send BYE (Call-ID, tags, route set, remote target, CSeq), stored when
+    # the call is answered, so a successor can end a call its dead predecessor left up.
+    dialog: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     job: Mapped[Job] = relationship(back_populates="call_attempts")
 
@@ -168,3 +184,23 @@ class OutboxEvent(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class ContactLock(Base):
+    """One row per client key ("client:<id>", "phone:<e164>"): locked (FOR UPDATE) by every
+    transaction that decides whether to contact that client, so the contact rules are checked
+    and applied by one transaction at a time per client, on every instance."""
+
+    __tablename__ = "contact_locks"
+
+    key: Mapped[str] = mapped_column(String(240), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class DialBudget(Base):
+    """The calls-per-second budget every instance shares: the next free dialing slot (GCRA)."""
+
+    __tablename__ = "dial_budget"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    next_slot_at: Mapped[datetime] = mapped_column(UtcDateTime())

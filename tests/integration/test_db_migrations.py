@@ -15,6 +15,7 @@ from sqlalchemy import inspect
 
 import api.tokens  # noqa: F401  (registers its tables on Base)
 import campaigns.models  # noqa: F401
+import infra.health_table  # noqa: F401
 from infra.db import Base, make_engine
 from infra.errors import DatabaseNotMigrated
 from infra.migrate import check_up_to_date, current_revision, head_revision, upgrade
