@@ -8,11 +8,12 @@ import asyncio
 import logging
 from collections.abc import Awaitable
 from enum import Enum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from audio.prompts import EncodedPrompt
 from telephony.sip.codecs import MediaParams
 from telephony.sip.dialog import Dialog
+from telephony.sip.dialog_state import DialogState
 from telephony.sip.endpoint import Address
 from telephony.sip.errors import SipParseError
 from telephony.sip.info_dtmf import digit_from_info
@@ -33,6 +34,16 @@ class EndReason(Enum):
     REMOTE_HANGUP = "remote_hangup"
     NO_ACK = "no_ack"  # our 2xx was never acknowledged
     BAD_ANSWER = "bad_answer"  # the far end's SDP could not be used
+
+
+async def send_bye(stack: Stack, dialog: Dialog, *, cseq: int | None = None) -> Response | None:
+    """BYE in `dialog` along its route set: the final response, or None when none came before
+    the transaction timed out. `cseq` overrides the dialog's next number. Raises `CallError`
+    when the next hop's name cannot be resolved."""
+    bye = dialog.new_request("BYE", stack.endpoint.via(), cseq=cseq)
+    destination = await stack.resolve(dialog.next_hop())
+    exchange = stack.endpoint.send_request(bye, destination)
+    return await exchange.final(stack.config.timers.timeout + 1)
 
 
 class Call:
@@ -108,6 +119,11 @@ class Call:
             return False
         return True
 
+    def dialog_state(self) -> dict[str, Any]:
+        """What a successor process needs to send our BYE if this one dies: a JSON object
+        (`DialogState.to_json`), read back by `SipUserAgent.end_orphan`."""
+        return DialogState.of(self.dialog).to_json()
+
     async def hangup(self) -> None:
         """Send BYE and wait for its answer (bounded by the transaction's own timeout)."""
         if self.ended.is_set() or self._hangup_started:
@@ -116,11 +132,7 @@ class Call:
         self._hangup_started = True
         self.stream.close()
         try:
-            bye = self.dialog.new_request("BYE", self._stack.endpoint.via())
-            destination = await self._stack.resolve(self.dialog.next_hop())
-            exchange = self._stack.endpoint.send_request(bye, destination)
-            response = await exchange.final(self._stack.config.timers.timeout + 1)
-            if response is None:
+            if await send_bye(self._stack, self.dialog) is None:
                 log.info("BYE for %s was never answered", self.call_id)
         except Exception:
             log.exception("BYE for %s failed", self.call_id)

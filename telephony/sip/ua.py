@@ -7,18 +7,21 @@ request to the dialog or call it belongs to, and answers what belongs to no one.
 import asyncio
 import logging
 import resource
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
+from typing import Any
 
 from telephony.outcomes import Outcome
-from telephony.sip.call import Call
+from telephony.sip.call import Call, send_bye
 from telephony.sip.config import EngineConfig, SipAccount
 from telephony.sip.dialog import Dialog
+from telephony.sip.dialog_state import DialogState
 from telephony.sip.endpoint import Address, SipEndpoint
 from telephony.sip.errors import SipParseError
 from telephony.sip.inbound import IncomingCall, IncomingQueue
 from telephony.sip.media import MediaEngine
 from telephony.sip.message import Request, Response
+from telephony.sip.orphans import OrphanEnded, end_orphan
 from telephony.sip.outbound import CallResult, OutboundCall
 from telephony.sip.registration import Registration
 from telephony.sip.stack import ALLOW, Stack
@@ -146,6 +149,13 @@ class SipUserAgent:
         self._track(call)
         return call
 
+    async def end_orphan(self, state: Mapping[str, Any]) -> OrphanEnded:
+        """BYE for a call a dead process left up, from the state its `Call.dialog_state()`
+        gave; the result says how the far end took it. Network faults are results, not errors,
+        and the wait is bounded by the transaction timeout; a state we did not write raises
+        `InvalidDialogState` before anything is sent."""
+        return await end_orphan(self.stack, DialogState.from_json(state))
+
     def _track(self, call: Call) -> None:
         self._calls.add(call)
         asyncio.ensure_future(call.ended.wait()).add_done_callback(
@@ -219,7 +229,7 @@ class SipUserAgent:
             destination = await self.stack.resolve(dialog.next_hop())
             ack = dialog.new_request("ACK", endpoint.via(), cseq=response.cseq[0])
             endpoint.send_stateless(ack.to_bytes(), destination)
-            endpoint.send_request(dialog.new_request("BYE", endpoint.via()), destination)
+            await send_bye(self.stack, dialog)
         except Exception:
             log.exception("could not refuse a stray 2xx on %s", response.call_id)
 
@@ -242,4 +252,4 @@ def _can_start_dialog(request: Request) -> bool:
     return len(contacts) == 1
 
 
-__all__ = ["Call", "CallResult", "IncomingCall", "Outcome", "SipUserAgent"]
+__all__ = ["Call", "CallResult", "IncomingCall", "OrphanEnded", "Outcome", "SipUserAgent"]
