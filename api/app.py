@@ -4,10 +4,10 @@
 delivery) and the SIP engine share one process and one event loop.
 """
 
+import asyncio
 import logging
 import socket
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,7 +26,7 @@ from audio.prompts import PromptCache
 from audio.tts import SpeechSynthesizer
 from campaigns.calendar import BusinessCalendar
 from campaigns.calling_window import CallingWindow
-from campaigns.dispatcher import Dispatcher, DispatchLimits
+from campaigns.dispatcher import Dispatcher, DispatchLimits, Recovered
 from campaigns.intake import Intake
 from campaigns.models import Job, JobStatus
 from campaigns.outbox import OutboxDelivery, pending_summary
@@ -36,6 +36,7 @@ from infra.db import DatabaseThreads, make_engine, make_sessions, transaction, u
 from infra.metrics import Metrics
 from infra.migrate import check_up_to_date
 from infra.settings import Settings
+from infra.tasks import TaskSupervisor
 from ivr.session import Session as IvrSession
 from ivr.survey import survey_flow, survey_session
 from telephony.backend import TelephonyBackend
@@ -44,12 +45,31 @@ from telephony.sip_backend import SipBackend
 
 log = logging.getLogger(__name__)
 
+TickJob = Callable[[], Awaitable[None]]
+
 OUTBOX_INTERVAL_S = 1.0
 OUTBOX_BATCH = 50
 DRAIN_TIMEOUT_S = 10.0
-
-
 METRICS_INTERVAL_S = 5.0
+# The scheduler counts as stalled when the dispatch tick has not run for this many intervals.
+STALLED_TICKS = 5
+MIN_STALL_S = 10.0
+
+
+class Heartbeat:
+    """When the dispatch tick last ran, on the event loop's clock: `/healthz` reports a stalled
+    scheduler."""
+
+    def __init__(self, interval_s: float) -> None:
+        self._limit_s = max(MIN_STALL_S, STALLED_TICKS * interval_s)
+        self._loop = asyncio.get_running_loop()
+        self._last = self._loop.time()
+
+    def beat(self) -> None:
+        self._last = self._loop.time()
+
+    def ticking(self) -> bool:
+        return self._loop.time() - self._last < self._limit_s
 
 
 @dataclass
@@ -64,9 +84,42 @@ class Services:
     http: httpx.AsyncClient
     ua: SipUserAgent | None
     metrics: Metrics
+    tasks: TaskSupervisor
+    heartbeat: Heartbeat
 
     async def dispatch(self) -> None:
+        self.heartbeat.beat()
         self.metrics.calls_started.inc(await self.dispatcher.tick())
+
+    async def reap(self) -> None:
+        self._count_orphans(await self.dispatcher.reap())
+
+    async def recover(self) -> None:
+        """On start: the calls a dead predecessor (same instance name) left up."""
+        recovered = await self.dispatcher.recover()
+        self._count_orphans(recovered)
+        if recovered.settled:
+            log.warning("start-up: %d call(s) of a dead predecessor settled, %d hung up",
+                        recovered.settled, recovered.hung_up)
+
+    def _count_orphans(self, recovered: Recovered) -> None:
+        self.metrics.orphans_settled.inc(recovered.settled)
+        self.metrics.orphans_hung_up.inc(recovered.hung_up)
+
+    async def deliver(self) -> None:
+        await self.delivery.deliver_due(OUTBOX_BATCH)
+
+    def observed(self, name: str, tick: Callable[[], Awaitable[None]]) -> TickJob:
+        """A periodic tick whose failure (the database away, say) is logged in one line and
+        counted, and the next tick tries again."""
+
+        async def run() -> None:
+            try:
+                await tick()
+            except Exception as exc:
+                self.tasks.report(name, exc)
+
+        return run
 
     async def refresh_gauges(self) -> None:
         jobs, pending = await self.database.run(self._counts)
@@ -130,6 +183,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await _start(app, settings, clock, backend)
+        await services.observed("recovery", services.recover)()
         scheduler = _scheduler(settings, services)
         scheduler.start()
         try:
@@ -137,6 +191,7 @@ def create_app(
         finally:
             scheduler.shutdown(wait=False)
             await services.dispatcher.drain(DRAIN_TIMEOUT_S)
+            await services.tasks.cancel_all()
             if services.ua is not None:
                 await services.ua.stop()
             await services.http.aclose()
@@ -183,40 +238,47 @@ async def _start(
         await backend.prepare("survey", locale, params)
     registry = CollectorRegistry()
     metrics = Metrics(registry)
+    tasks = TaskSupervisor(lambda kind: metrics.background_errors.labels(kind).inc())
+    instance = settings.instance_name or f"{socket.gethostname()}:{settings.http_port}"
     dispatcher = Dispatcher(
         sessions, surveys, backend,
-        owner=f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}",
+        instance=instance,
         limits=DispatchLimits(settings.channel_limit, settings.calls_per_second,
-                              timedelta(seconds=settings.lease_s)),
+                              timedelta(seconds=settings.lease_s),
+                              timedelta(seconds=settings.dispatch_interval_s)),
         params=params, clock=clock,
         on_report=lambda report: metrics.calls_outcome.labels(report.outcome.value).inc(),
         run_blocking=database.run,
+        tasks=tasks,
     )
+    heartbeat = Heartbeat(settings.dispatch_interval_s)
+    checks: dict[str, Callable[[], bool]] = {"scheduler": heartbeat.ticking}
+    if ua is not None and ua.registration is not None:
+        checks["sip"] = ua.registration.current
     app.state.settings = settings
+    app.state.instance = instance
     app.state.sessions = sessions
     app.state.database = database
     app.state.intake = intake
     app.state.metrics_registry = registry
     app.state.metrics = metrics
-    app.state.health_checks = {} if ua is None else {
-        "sip": lambda: ua.registration is None or ua.registration.registered.is_set()
-    }
+    app.state.health_checks = checks
     log.info("ringback serving on %s:%d with %s", settings.http_host, settings.http_port,
              url.split("://", 1)[0])
     return Services(engine, sessions, database, surveys, intake, dispatcher, delivery, http, ua,
-                    metrics)
+                    metrics, tasks, heartbeat)
 
 
 def _scheduler(settings: Settings, services: Services) -> AsyncIOScheduler:
     """APScheduler only runs the ticks; the jobs themselves live in the database."""
     scheduler = AsyncIOScheduler(job_defaults={"coalesce": True, "max_instances": 1,
                                                "misfire_grace_time": 30})
-    scheduler.add_job(services.dispatch, "interval", seconds=settings.dispatch_interval_s,
-                      id="dispatch")
-    scheduler.add_job(services.refresh_gauges, "interval", seconds=METRICS_INTERVAL_S,
-                      id="metrics")
-    scheduler.add_job(services.dispatcher.reap, "interval", seconds=max(1.0, settings.lease_s / 4),
-                      id="reap-leases")
-    scheduler.add_job(services.delivery.deliver_due, "interval", seconds=OUTBOX_INTERVAL_S,
-                      args=[OUTBOX_BATCH], id="outbox")
+    ticks = [
+        ("dispatch", services.dispatch, settings.dispatch_interval_s),
+        ("metrics", services.refresh_gauges, METRICS_INTERVAL_S),
+        ("reap-leases", services.reap, max(1.0, settings.lease_s / 4)),
+        ("outbox", services.deliver, OUTBOX_INTERVAL_S),
+    ]
+    for name, tick, seconds in ticks:
+        scheduler.add_job(services.observed(name, tick), "interval", seconds=seconds, id=name)
     return scheduler

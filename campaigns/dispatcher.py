@@ -1,25 +1,47 @@
-"""Claims due jobs under leases and places their calls, within the channel and rate limits.
+"""Claims due jobs under leases and places their calls, within the shared channel and rate limits.
 
 A job is claimed in one transaction that also opens its call attempt, so a crash at any point
-leaves a record: the reaper settles attempts whose lease ran out as failed ("crashed") and lets
-the job's own retry policy decide, so no job is lost and none is dialed twice.
+leaves a record. While the call is up, what must survive a crash is stored at once: the dialog
+(to hang the call up later) when it is answered, the client's answer when it is given. After
+the call, the report is stored with retries until the database takes it: a call that ended is
+never turned into a redial because the database was away.
+
+A call whose process died is found two ways: on start, the calls of this instance's dead
+predecessor (same instance name); at any time, calls whose lease ran out (any instance). Either
+way the call is hung up from its stored dialog and the job settled from the stored answer, or
+else counted as a crashed attempt that the job's retry policy decides on.
+
+Limits are shared by every instance on the database: the channel limit counts dialing jobs, the
+calls-per-second budget is a row of its own (campaigns/dial_budget.py), and one claim
+transaction at a time holds that row.
 """
 
 import asyncio
 import functools
 import logging
-import math
-from collections.abc import Callable
-from dataclasses import dataclass
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import ColumnElement, exists, func, or_, select
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from campaigns.calendar import parse_zone
-from campaigns.models import CallAttempt, DoNotCall, DoNotCallClient, Job, JobStatus
+from campaigns.contact_rules import (
+    CONTACTED,
+    contacted_recently,
+    lock_client,
+    on_call_elsewhere,
+    opted_out,
+)
+from campaigns.dial_budget import lock_budget, reserve_slots
+from campaigns.models import CallAttempt, Job, JobStatus
 from campaigns.surveys import Surveys
 from infra.db import BlockingRunner, transaction
+from infra.retry import until_stored
+from infra.tasks import TaskSupervisor
 from telephony.backend import CallReport, FlowCall, TelephonyBackend
 from telephony.outcomes import Outcome
 
@@ -36,13 +58,55 @@ class Claimed:
     attempt_id: int
     phone: str
     locale: str
+    slot: datetime  # when to dial: this call's place in the shared rate budget
 
 
 @dataclass(frozen=True)
 class DispatchLimits:
-    channels: int = 10
-    calls_per_second: float = 2.0
+    channels: int = 10  # calls up at once, over every instance
+    calls_per_second: float = 2.0  # over every instance
     lease: timedelta = timedelta(seconds=120)
+    horizon: timedelta = timedelta(seconds=1)  # dial slots handed out per tick
+
+
+@dataclass(frozen=True)
+class Orphan:
+    job_id: str
+    dialog: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Recovered:
+    settled: int  # jobs whose call was cut, settled
+    hung_up: int  # of their calls, hung up at the far end by us
+
+
+@dataclass
+class _Progress:
+    """What a running call reports before it ends, stored in the background (with retries);
+    `stored()` waits for all of it, so the final report never overtakes an answer."""
+
+    dispatcher: "Dispatcher"
+    claimed: Claimed
+    pending: list["asyncio.Task[None]"] = field(default_factory=list)
+
+    def answered(self, dialog: Mapping[str, Any]) -> None:
+        self._store("dialog", self.dispatcher._store_dialog, dict(dialog))
+
+    def recorded(self, result: str, value: int | None) -> None:
+        self._store("answer", self.dispatcher._store_answer, result, value)
+
+    def _store(self, what: str, func: Callable[..., None], *args: Any) -> None:
+        claimed = self.claimed
+        task = self.dispatcher._tasks.spawn(
+            until_stored(self.dispatcher._run_blocking, f"{what} of job {claimed.job_id}",
+                         func, claimed.attempt_id, *args),
+            kind="store-" + what, name=f"store-{what}-{claimed.job_id}",
+        )
+        self.pending.append(task)
+
+    async def stored(self) -> None:
+        await asyncio.gather(*self.pending, return_exceptions=True)
 
 
 class Dispatcher:
@@ -52,43 +116,39 @@ class Dispatcher:
         surveys: Surveys,
         backend: TelephonyBackend,
         *,
-        owner: str,
+        instance: str,
         limits: DispatchLimits,
         params: dict[str, str],
         clock: Callable[[], datetime],
         on_report: Callable[[CallReport], None] | None = None,
         run_blocking: BlockingRunner = asyncio.to_thread,
+        tasks: TaskSupervisor | None = None,
     ) -> None:
         self._sessions = sessions
         self._surveys = surveys
         self._backend = backend
-        self._owner = owner
+        self._instance = instance
+        self.owner = f"{instance}/{uuid.uuid4().hex[:8]}"
         self._limits = limits
         self._params = params
         self._clock = clock
         self._on_report = on_report
         self._run_blocking = run_blocking
+        self._tasks = tasks or TaskSupervisor()
         self._running: dict[str, asyncio.Task[None]] = {}
-        self._tokens = self._bucket_size
-        self._tokens_at: float | None = None
-
-    @property
-    def _bucket_size(self) -> float:
-        return max(1.0, self._limits.calls_per_second)
 
     @property
     def busy_channels(self) -> int:
         return len(self._running)
 
     async def tick(self) -> int:
-        """Claim and start as many due jobs as free channels and the rate budget allow."""
-        wanted = min(self._limits.channels - len(self._running), self._take_tokens())
+        """Claim and start as many due jobs as free channels and the shared budget allow."""
+        wanted = self._limits.channels - len(self._running)
         if wanted <= 0:
             return 0
         claimed = await self._run_blocking(self._claim, wanted)
-        self._tokens -= len(claimed)
         for job in claimed:
-            task = asyncio.create_task(self._call(job), name=f"call-{job.job_id}")
+            task = self._tasks.spawn(self._call(job), kind="call", name=f"call-{job.job_id}")
             self._running[job.job_id] = task
             task.add_done_callback(functools.partial(self._forget, job.job_id))
         return len(claimed)
@@ -96,46 +156,74 @@ class Dispatcher:
     def _forget(self, job_id: str, _task: "asyncio.Task[None]") -> None:
         self._running.pop(job_id, None)
 
-    async def reap(self) -> int:
-        """Settle attempts whose lease expired (their process died) as failed."""
-        return await self._run_blocking(self._reap)
+    async def recover(self) -> Recovered:
+        """On start: end and settle the calls this instance's dead predecessor left up."""
+        mine = Job.lease_owner.like(f"{_escape_like(self._instance)}/%", escape="\\")
+        return await self._end_orphans(mine & (Job.lease_owner != self.owner))
+
+    async def reap(self) -> Recovered:
+        """End and settle calls whose lease ran out (their process died), on any instance."""
+        return await self._end_orphans(
+            (Job.lease_expires_at < self._clock()) & (Job.lease_owner != self.owner)
+        )
 
     async def drain(self, timeout: float) -> None:
-        """Wait for the calls in flight (shutdown); what is left is settled by the reaper."""
+        """Wait for the calls in flight (shutdown); what is left is settled by a successor."""
         if self._running:
             await asyncio.wait(list(self._running.values()), timeout=timeout)
 
-    def _take_tokens(self) -> int:
-        loop_now = asyncio.get_running_loop().time()
-        rate = self._limits.calls_per_second
-        if self._tokens_at is not None:
-            refill = (loop_now - self._tokens_at) * rate
-            self._tokens = min(self._bucket_size, self._tokens + refill)
-        self._tokens_at = loop_now
-        return math.floor(self._tokens)
+    # --- claiming ------------------------------------------------------------------------------
 
     def _claim(self, limit: int) -> list[Claimed]:
         now = self._clock()
         claimed: list[Claimed] = []
         with transaction(self._sessions) as session:
-            due = session.scalars(
-                select(Job)
-                .where(Job.status == JobStatus.PENDING, Job.not_before <= now)
-                .order_by(Job.not_before)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            ).all()
-            for job in due:
-                if self._still_callable(session, job, now):
-                    claimed.append(self._open_attempt(session, job, now))
+            lock_budget(session)  # one claim at a time, over every instance
+            dialing = session.scalar(
+                select(func.count()).select_from(Job).where(Job.status == JobStatus.DIALING)
+            ) or 0
+            limit = min(limit, self._limits.channels - dialing)
+            if limit <= 0:
+                return []
+            for job in self._due(session, now, limit):
+                if not self._still_callable(session, job, now):
+                    continue
+                slots = reserve_slots(session, now=now, rate=self._limits.calls_per_second,
+                                      wanted=1, horizon=self._limits.horizon)
+                if not slots:
+                    break  # the budget for this tick is spent
+                claimed.append(self._open_attempt(session, job, now, slots[0]))
         return claimed
 
+    @staticmethod
+    def _due(session: Session, now: datetime, limit: int) -> list[Job]:
+        busy = aliased(Job)
+        on_a_call = exists().where(
+            busy.status == JobStatus.DIALING,
+            or_(busy.client_id == Job.client_id, busy.phone == Job.phone),
+        )
+        return list(session.scalars(
+            select(Job)
+            .where(Job.status == JobStatus.PENDING, Job.not_before <= now, ~on_a_call)
+            .order_by(Job.not_before)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ))
+
     def _still_callable(self, session: Session, job: Job, now: datetime) -> bool:
-        """Re-check, just before dialing, what may have changed since the job was queued."""
-        if (session.get(DoNotCall, job.phone) is not None
-                or session.get(DoNotCallClient, job.client_id) is not None):
+        """The contact rules again, under the client's lock, just before dialing."""
+        lock_client(session, job.client_id, job.phone)
+        if on_call_elsewhere(session, job.client_id, job.phone, besides=job.id):
+            return False  # stays due: called once the other call is over
+        if opted_out(session, job.client_id, job.phone):
             job.status = JobStatus.SKIPPED
             job.final_reason = "client opted out"
+            return False
+        cap = self._surveys.cap
+        if contacted_recently(session, cap, job.client_id, job.phone, job.created_at,
+                              counting=CONTACTED, besides=[job.id]):
+            job.status = JobStatus.SKIPPED
+            job.final_reason = f"client already contacted ({cap.kind}) within the period"
             return False
         window = self._surveys.window
         zone = parse_zone(job.timezone)
@@ -149,42 +237,68 @@ class Dispatcher:
                                            Outcome.UNREACHABLE, now)
         return False
 
-    def _open_attempt(self, session: Session, job: Job, now: datetime) -> Claimed:
+    def _open_attempt(self, session: Session, job: Job, now: datetime, slot: datetime) -> Claimed:
         job.status = JobStatus.DIALING
         job.attempts += 1
-        job.lease_owner = self._owner
-        job.lease_expires_at = now + self._limits.lease
+        job.lease_owner = self.owner
+        job.lease_expires_at = slot + self._limits.lease
         attempt = CallAttempt(job_id=job.id, number=job.attempts, started_at=now)
         session.add(attempt)
         session.flush()
-        return Claimed(job.id, attempt.id, job.phone, job.locale)
+        return Claimed(job.id, attempt.id, job.phone, job.locale, slot)
+
+    # --- one call ------------------------------------------------------------------------------
 
     async def _call(self, job: Claimed) -> None:
-        renewing = asyncio.create_task(self._keep_lease(job.job_id))
+        await asyncio.sleep(self._seconds_until(job.slot))
+        renewing = self._tasks.spawn(self._keep_lease(job.job_id), kind="lease",
+                                     name=f"lease-{job.job_id}")
+        progress = _Progress(self, job)
         try:
-            report = await self._backend.run(
-                FlowCall(job.job_id, job.phone, "survey", job.locale, self._params)
-            )
-        except Exception as exc:  # a bug in a backend must not lose the job
-            log.exception("call for job %s failed", job.job_id)
-            report = CallReport(Outcome.FAILED, None, None, detail=f"internal error: {exc}")
+            try:
+                report = await self._backend.run(
+                    FlowCall(job.job_id, job.phone, "survey", job.locale, self._params),
+                    progress,
+                )
+            except Exception as exc:  # a bug in a backend must not lose the job
+                log.exception("call for job %s failed", job.job_id)
+                report = CallReport(Outcome.FAILED, None, None, detail=f"internal error: {exc}")
+            if self._on_report is not None:
+                self._on_report(report)
+            await progress.stored()
+            await until_stored(self._run_blocking, f"report of job {job.job_id}",
+                               self._settle, job, report)
         finally:
             renewing.cancel()
-        if self._on_report is not None:
-            self._on_report(report)
-        await self._run_blocking(self._settle, job, report)
+
+    def _seconds_until(self, at: datetime) -> float:
+        ahead = (at - self._clock()).total_seconds()
+        return min(max(0.0, ahead), self._limits.horizon.total_seconds())
 
     async def _keep_lease(self, job_id: str) -> None:
         interval = self._limits.lease.total_seconds() / 3
         while True:
             await asyncio.sleep(interval)
-            await self._run_blocking(self._renew, job_id)
+            try:
+                await self._run_blocking(self._renew, job_id)
+            except Exception as exc:  # the database may be away: try again next time
+                self._tasks.report("lease renewal", exc)
 
     def _renew(self, job_id: str) -> None:
         with transaction(self._sessions) as session:
             job = session.get(Job, job_id)
-            if job is not None and job.lease_owner == self._owner:
+            if job is not None and job.lease_owner == self.owner:
                 job.lease_expires_at = self._clock() + self._limits.lease
+
+    def _store_dialog(self, attempt_id: int, dialog: dict[str, Any]) -> None:
+        with transaction(self._sessions) as session:
+            session.get_one(CallAttempt, attempt_id).dialog = dialog
+
+    def _store_answer(self, attempt_id: int, result: str, value: int | None) -> None:
+        with transaction(self._sessions) as session:
+            attempt = session.get_one(CallAttempt, attempt_id)
+            attempt.result, attempt.result_value = result, value
+            attempt.result_at = self._clock()
 
     def _settle(self, claimed: Claimed, report: CallReport) -> None:
         now = self._clock()
@@ -193,28 +307,68 @@ class Dispatcher:
             attempt = session.get(CallAttempt, claimed.attempt_id)
             if job is None or attempt is None:
                 return
-            if job.status != JobStatus.DIALING or job.lease_owner != self._owner:
-                # The lease was lost (reaped) while the call ran: keep the attempt's facts only.
+            if job.status != JobStatus.DIALING or job.lease_owner != self.owner:
+                # Settled elsewhere while the call ran (its lease lost): keep the facts only.
                 attempt.ended_at, attempt.outcome = now, report.outcome.value
                 log.warning("job %s settled elsewhere; attempt %d recorded only", job.id,
                             attempt.number)
                 return
             self._surveys.settle(session, job, attempt, report, now)
 
-    def _reap(self) -> int:
-        now = self._clock()
+    # --- calls of dead processes ---------------------------------------------------------------
+
+    async def _end_orphans(self, whose: ColumnElement[bool]) -> Recovered:
+        orphans = await self._run_blocking(self._orphans, whose)
+        hung_up = 0
+        for orphan in orphans:
+            if orphan.dialog is not None and await self._backend.end_orphan(orphan.dialog):
+                hung_up += 1
+        settled = await self._run_blocking(self._settle_orphans, [o.job_id for o in orphans])
+        return Recovered(settled, hung_up)
+
+    def _orphans(self, whose: ColumnElement[bool]) -> list[Orphan]:
         with transaction(self._sessions) as session:
-            expired = session.scalars(
-                select(Job)
-                .where(Job.status == JobStatus.DIALING, Job.lease_expires_at < now)
+            rows = session.execute(
+                select(Job.id, CallAttempt.dialog)
+                .join(CallAttempt, (CallAttempt.job_id == Job.id)
+                      & (CallAttempt.number == Job.attempts))
+                .where(Job.status == JobStatus.DIALING, whose, CallAttempt.ended_at.is_(None))
+            ).all()
+            return [Orphan(job_id, dialog) for job_id, dialog in rows]
+
+    def _settle_orphans(self, job_ids: list[str]) -> int:
+        now = self._clock()
+        settled = 0
+        with transaction(self._sessions) as session:
+            jobs = session.scalars(
+                select(Job).where(Job.id.in_(job_ids), Job.status == JobStatus.DIALING)
                 .with_for_update(skip_locked=True)
             ).all()
-            for job in expired:
-                for attempt in job.call_attempts:
-                    if attempt.ended_at is None:
-                        attempt.ended_at, attempt.outcome = now, CRASHED
-                        attempt.detail = f"lease of {job.lease_owner} expired"
-                log.warning("job %s: call cut (lease expired), counting a failed attempt", job.id)
-                self._surveys.retry_or_give_up(session, job, "call cut by a crash",
-                                               Outcome.FAILED, now)
-            return len(expired)
+            for job in jobs:
+                self._settle_orphan(session, job, now)
+                settled += 1
+        return settled
+
+    def _settle_orphan(self, session: Session, job: Job, now: datetime) -> None:
+        attempt = session.scalars(
+            select(CallAttempt).where(CallAttempt.job_id == job.id)
+            .order_by(CallAttempt.number.desc()).limit(1)
+        ).one()
+        cut = f"call cut: {job.lease_owner} died"
+        if attempt.result is not None:  # the client answered before the crash: never re-ask
+            log.warning("job %s: call cut after the answer %r: settling from it", job.id,
+                        attempt.result)
+            report = CallReport(Outcome.ANSWERED, None, attempt.call_id, result=attempt.result,
+                                value=attempt.result_value, detail=cut)
+            self._surveys.settle(session, job, attempt, report, now)
+        else:
+            log.warning("job %s: %s mid-call, counting a failed attempt", job.id,
+                        job.lease_owner)
+            attempt.ended_at, attempt.detail = now, cut
+            self._surveys.retry_or_give_up(session, job, "call cut by a crash",
+                                           Outcome.FAILED, now)
+        attempt.outcome = CRASHED
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

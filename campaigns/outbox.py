@@ -4,6 +4,11 @@ then POSTed (signed with Standard Webhooks) until the CRM acknowledges them.
 Order holds per `ordering_key` (a client): an event goes out only after every earlier event
 with the same key was delivered, so one client's failing event holds back that client's later
 events and nobody else's. Delivery is at least once; the CRM deduplicates by `webhook-id`.
+
+An acknowledgement that cannot be stored (the database is away) is kept in memory and stored
+before anything else is claimed, so a delivered event is not POSTed again for that. The one
+window left: the process dies between the CRM's 2xx and storing it; the event is then POSTed
+once more when its claim runs out (CLAIM_S).
 """
 
 import asyncio
@@ -26,6 +31,7 @@ from standardwebhooks import Webhook
 from campaigns.models import OutboxEvent, OutboxStatus
 from infra.db import BlockingRunner, transaction, utcnow
 from infra.logs import mask_phone_numbers
+from infra.retry import TRANSIENT
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +125,7 @@ class OutboxDelivery:
         self._rng = rng or random.Random()
         self._run_blocking = run_blocking
         self._warned_no_url = False
+        self._unstored_acks: dict[int, datetime] = {}  # row id -> when the CRM acknowledged
 
     async def deliver_due(self, limit: int = 50) -> int:
         """Send due events (at most `limit` attempts); return how many the CRM acknowledged."""
@@ -127,6 +134,8 @@ class OutboxDelivery:
                 log.warning("no CRM URL configured: events for the CRM stay in the outbox")
                 self._warned_no_url = True
             return 0
+        if self._unstored_acks:
+            await self._run_blocking(self._store_acks)
         delivered = attempted = 0
         while attempted < limit:
             batch = await self._run_blocking(self._claim, limit - attempted)
@@ -192,8 +201,29 @@ class OutboxDelivery:
             error = f"{type(exc).__name__}: {exc}"
         else:
             error = None if response.is_success else f"HTTP {response.status_code}: {response.text}"
-        await self._run_blocking(self._settle, event, error)
+        try:
+            await self._run_blocking(self._settle, event, error)
+        except TRANSIENT as exc:
+            if error is None:  # delivered: remember it, never POST it again for this
+                self._unstored_acks[event.id] = self._clock()
+            log.warning("CRM event %s: its delivery could not be stored yet (%s)",
+                        event.event_id, type(exc.orig).__name__)
         return error is None
+
+    def _store_acks(self) -> None:
+        with transaction(self._sessions) as session:
+            for row_id, at in self._unstored_acks.items():
+                row = session.get_one(OutboxEvent, row_id)
+                row.attempts += 1
+                self._delivered(row, at)
+        self._unstored_acks.clear()
+
+    @staticmethod
+    def _delivered(row: OutboxEvent, at: datetime) -> None:
+        row.status = OutboxStatus.DELIVERED
+        row.delivered_at = at
+        row.last_error = None
+        log.info("CRM event %s (%s) delivered", row.event_id, row.type)
 
     def _settle(self, event: _Claimed, error: str | None) -> None:
         now = self._clock()
@@ -201,10 +231,7 @@ class OutboxDelivery:
             row = session.get_one(OutboxEvent, event.id)
             row.attempts = event.attempts + 1
             if error is None:
-                row.status = OutboxStatus.DELIVERED
-                row.delivered_at = now
-                row.last_error = None
-                log.info("CRM event %s (%s) delivered", event.event_id, row.type)
+                self._delivered(row, now)
                 return
             row.last_error = self._scrub(error)
             delay = self._backoff(row.attempts)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from campaigns.calendar import BusinessCalendar, parse_zone
 from campaigns.calling_window import CallingWindow, Dropped
+from campaigns.contact_rules import COUNTED, ContactCap, lock_client
 from campaigns.deadlines import low_score_deadline
 from campaigns.events import CallCompletedData
 from campaigns.models import (
@@ -35,7 +36,6 @@ from telephony.outcomes import Outcome
 log = logging.getLogger(__name__)
 
 RETRIED_OUTCOMES = frozenset({Outcome.BUSY, Outcome.NO_ANSWER, Outcome.FAILED})
-_STILL_COUNTS = (JobStatus.PENDING, JobStatus.DIALING, JobStatus.COMPLETED)
 
 
 # Built and compiled once; the values come as parameters.
@@ -55,7 +55,7 @@ def _recent_survey(column: InstrumentedAttribute[str], parameter: str) -> Select
         select(literal("recent"))
         .where(column == bindparam(parameter), Job.kind == JobKind.SURVEY,
                Job.created_at >= bindparam("since", type_=UtcDateTime()),
-               Job.status.in_(_STILL_COUNTS))
+               Job.status.in_(COUNTED))
         .limit(1)
     )
 
@@ -89,6 +89,11 @@ class Surveys:
         self.calendar = calendar
         self.clock = clock
 
+    @property
+    def cap(self) -> ContactCap:
+        """At most one survey per client within the policy's period."""
+        return ContactCap(JobKind.SURVEY, self.policy.period)
+
     # --- creation --------------------------------------------------------------------------
 
     def on_call_completed(
@@ -121,6 +126,7 @@ class Surveys:
             created_at=now,
             updated_at=now,
         )
+        lock_client(session, data.client_id, data.phone)  # a concurrent twin waits here
         skip = self._skip_reason(session, data, now)
         if skip is not None:
             job.status = JobStatus.SKIPPED

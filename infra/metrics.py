@@ -27,6 +27,18 @@ class Metrics:
         self.jobs = Gauge(
             "jobs", "Jobs, by status", ["status"], namespace=NAMESPACE, registry=registry,
         )
+        self.background_errors = Counter(
+            "background_errors", "Failures of background work (ticks, tasks), by kind",
+            ["task"], namespace=NAMESPACE, registry=registry,
+        )
+        self.orphans_settled = Counter(
+            "orphaned_calls_settled", "Calls cut by a dead process, settled",
+            namespace=NAMESPACE, registry=registry,
+        )
+        self.orphans_hung_up = Counter(
+            "orphaned_calls_hung_up", "Calls left up by a dead process, hung up with a BYE",
+            namespace=NAMESPACE, registry=registry,
+        )
         self.channels_busy = Gauge(
             "channels_busy", "Calls up or being placed right now",
             namespace=NAMESPACE, registry=registry,

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     database_url: str | None = Field(None, description="default: SQLite file in data_dir")
     http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=0, le=65535)
+    instance_name: str | None = Field(
+        None, max_length=80, description="default: <hostname>:<http_port>; unique per instance"
+    )
 
     # The CRM: its webhook secret (inbound), where our events go and how they are signed.
     crm_webhook_secret: SecretStr = SecretStr(DEV_WEBHOOK_SECRET)

@@ -1,7 +1,8 @@
 """What campaigns ask of a telephony backend (SIP or Twilio), and what they get back."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from telephony.outcomes import Outcome
 
@@ -27,9 +28,24 @@ class CallReport:
     detail: str = ""
 
 
+class CallProgress(Protocol):
+    """What a backend reports while the call is still up, for campaigns to store at once.
+    Both return immediately: storing happens in the background, the call goes on."""
+
+    def answered(self, dialog: Mapping[str, Any]) -> None:
+        """The call was answered; `dialog` (JSON) is what `end_orphan` needs to hang it up."""
+
+    def recorded(self, result: str, value: int | None) -> None:
+        """The flow recorded a result (a score, a menu choice, no input ...)."""
+
+
 class TelephonyBackend(Protocol):
     async def prepare(self, flow: str, locale: str, params: dict[str, str]) -> None:
         """Render every prompt the flow may speak, so no client waits for synthesis."""
 
-    async def run(self, call: FlowCall) -> CallReport:
+    async def run(self, call: FlowCall, progress: CallProgress) -> CallReport:
         """Place the call and run the flow; never raises for call failures (see outcome)."""
+
+    async def end_orphan(self, dialog: Mapping[str, Any]) -> bool:
+        """Hang up a call a dead process left up, from its stored `dialog`; True when the far
+        end confirmed the call is over. Never raises for network faults."""

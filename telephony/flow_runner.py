@@ -2,7 +2,7 @@
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from audio.prompts import EncodedPrompt
@@ -26,14 +26,20 @@ MAX_QUEUED_EVENTS = 64
 
 
 class FlowRunner:
-    """One call, one session; `run()` returns what the session recorded."""
+    """One call, one session; `run()` returns what the session recorded. `on_result` hears
+    each result the moment it is recorded, so it can be stored before the call ends."""
 
     def __init__(
-        self, call: Call, session: Session, prompts: Mapping[str, EncodedPrompt]
+        self,
+        call: Call,
+        session: Session,
+        prompts: Mapping[str, EncodedPrompt],
+        on_result: Callable[[Result], None],
     ) -> None:
         self._call = call
         self._session = session
         self._prompts = prompts
+        self._on_result = on_result
         self._loop = asyncio.get_running_loop()
         self._events: asyncio.Queue[Event] = asyncio.Queue(MAX_QUEUED_EVENTS)
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -79,6 +85,7 @@ class FlowRunner:
                         handle.cancel()
                 case RecordResult():
                     self._result = action.result
+                    self._on_result(action.result)
                 case Hangup():
                     self._hangup = True
 

@@ -1,13 +1,16 @@
 """The SIP backend: places a call with ringback's own user agent and runs an ivr flow on it."""
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from audio.prompts import EncodedPrompt, PromptCache
+from ivr.actions import Result
 from ivr.session import Session
-from telephony.backend import CallReport, FlowCall
+from telephony.backend import CallProgress, CallReport, FlowCall
 from telephony.flow_runner import FlowRunner
 from telephony.outcomes import Outcome
+from telephony.sip.dialog_state import InvalidDialogState
 from telephony.sip.ua import SipUserAgent
 
 log = logging.getLogger(__name__)
@@ -42,20 +45,32 @@ class SipBackend:
     async def prepare(self, flow: str, locale: str, params: dict[str, str]) -> None:
         await self._render(self._sessions(flow, locale, params))
 
-    async def run(self, call: FlowCall) -> CallReport:
+    async def run(self, call: FlowCall, progress: CallProgress) -> CallReport:
         session = self._sessions(call.flow, call.locale, call.params)
         prompts = await self._render(session)  # before dialing: nobody waits for speech
         result = await self._ua.call(self.target(call.phone), ring_timeout=self._ring_timeout_s)
         if result.call is None:
             return CallReport(result.outcome, result.sip_status, result.call_id,
                               detail=result.reason)
-        recorded = await FlowRunner(result.call, session, prompts).run(MAX_CALL_S)
+        progress.answered(result.call.dialog_state())
+
+        def store(answer: Result) -> None:
+            progress.recorded(answer.outcome, answer.value)
+
+        recorded = await FlowRunner(result.call, session, prompts, store).run(MAX_CALL_S)
         return CallReport(
             Outcome.ANSWERED, result.sip_status, result.call_id,
             result=recorded.outcome if recorded else None,
             value=recorded.value if recorded else None,
             detail=result.call.end_reason.value if result.call.end_reason else "",
         )
+
+    async def end_orphan(self, dialog: Mapping[str, Any]) -> bool:
+        try:
+            return (await self._ua.end_orphan(dialog)).ended
+        except InvalidDialogState as exc:
+            log.error("a stored dialog cannot be used to hang up its call: %s", exc)
+            return False
 
     async def _render(self, session: Session) -> dict[str, EncodedPrompt]:
         language = language_of(session.locale)

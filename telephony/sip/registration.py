@@ -64,6 +64,12 @@ class Registration:
         self.registered = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
+    def current(self) -> bool:
+        """Whether our binding at the registrar is still within the expiry it granted."""
+        binding = self.binding
+        loop = asyncio.get_running_loop()
+        return binding is not None and loop.time() < binding.at + binding.expires_s
+
     async def start(self) -> None:
         """Register once (raising RegistrationError with the reason), then keep it fresh."""
         await self._register(self._expires)

@@ -3,7 +3,9 @@ skipped or dropped, how a report settles them, and how the reaper settles a cras
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -27,7 +29,7 @@ from campaigns.models import (
 from campaigns.survey_policy import SurveyPolicy
 from campaigns.surveys import Surveys
 from infra.db import transaction
-from telephony.backend import CallReport, FlowCall
+from telephony.backend import CallProgress, CallReport, FlowCall
 from telephony.outcomes import Outcome
 
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -170,16 +172,19 @@ class RecordingBackend:
     async def prepare(self, flow: str, locale: str, params: dict[str, str]) -> None:
         return None
 
-    async def run(self, call: FlowCall) -> CallReport:
+    async def run(self, call: FlowCall, progress: CallProgress) -> CallReport:
         self.calls.append(call)
         return self.report
 
+    async def end_orphan(self, dialog: Mapping[str, Any]) -> bool:
+        raise AssertionError("no orphans expected here")
+
 
 def dispatcher(sessions: sessionmaker[Session], surveys: Surveys, report: CallReport,
-               owner: str = "test") -> tuple[Dispatcher, RecordingBackend]:
+               instance: str = "test") -> tuple[Dispatcher, RecordingBackend]:
     backend = RecordingBackend(report)
     return Dispatcher(
-        sessions, surveys, backend, owner=owner,
+        sessions, surveys, backend, instance=instance,
         limits=DispatchLimits(channels=5, calls_per_second=50, lease=timedelta(seconds=60)),
         params={"company": "Acme"}, clock=surveys.clock,
     ), backend
@@ -244,9 +249,9 @@ async def test_the_reaper_counts_a_crashed_call_and_the_retry_policy_redials(
         stored.lease_owner, stored.lease_expires_at = "dead", clock.at + timedelta(seconds=60)
         session.add(CallAttempt(job_id=job.id, number=1, started_at=clock.at))
     d, _ = dispatcher(sessions, surveys, CallReport(Outcome.ANSWERED, 200, "x", "score", 5))
-    assert await d.reap() == 0  # the lease still runs: the call may be alive elsewhere
+    assert (await d.reap()).settled == 0  # the lease still runs: the call may be alive elsewhere
     clock.at += timedelta(seconds=61)
-    assert await d.reap() == 1
+    assert (await d.reap()).settled == 1
     with transaction(sessions) as session:
         stored = session.get(Job, job.id)
         assert stored is not None and stored.status == JobStatus.PENDING

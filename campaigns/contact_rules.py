@@ -1,0 +1,91 @@
+"""The contact rules, held by the database (docs/contact-rules.md):
+
+- at most one job of a kind per client (by client id and by phone) within the kind's period;
+- never two calls to one client at once (partial unique indexes on dialing jobs, see models);
+- never a client on the do-not-call lists.
+
+Every transaction that decides whether to contact a client first locks that client's rows in
+`contact_locks` (one per client id, one per phone, created on first use), always in the same
+order. Two webhooks for one client, on one instance or several, are therefore decided one after
+the other, and the second sees the first's job; the dispatcher takes the same locks in its claim
+transaction and checks the rules again just before dialing.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Insert, exists, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from campaigns.models import ContactLock, DoNotCall, DoNotCallClient, Job, JobStatus
+from infra.db import utcnow
+
+# Jobs that count against a cap when a new one is queued: waiting, being called, or done with.
+# A job that was skipped or went unanswered does not stop a later one.
+COUNTED = (JobStatus.PENDING, JobStatus.DIALING, JobStatus.COMPLETED)
+# ... and just before dialing: the jobs that did reach the client.
+CONTACTED = (JobStatus.DIALING, JobStatus.COMPLETED)
+
+
+@dataclass(frozen=True)
+class ContactCap:
+    """At most one job of `kind` per client within `period` (by client id and by phone)."""
+
+    kind: str
+    period: timedelta
+
+
+def lock_keys(client_id: str, phone: str) -> list[str]:
+    return sorted({f"client:{client_id}", f"phone:{phone}"})
+
+
+def lock_client(session: Session, client_id: str, phone: str) -> None:
+    """Lock the client's rows until the transaction ends (creating them on first use); a
+    concurrent transaction for the same client id or phone waits here."""
+    keys = lock_keys(client_id, phone)
+    now = utcnow()
+    for key in keys:  # in order: two transactions never wait on each other crosswise
+        session.execute(_insert_if_absent(session, key, now))
+    session.execute(
+        select(ContactLock.key).where(ContactLock.key.in_(keys)).order_by(ContactLock.key)
+        .with_for_update()
+    ).all()
+
+
+def _insert_if_absent(session: Session, key: str, now: datetime) -> Insert:
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement: Insert = insert(ContactLock).values(key=key, created_at=now).on_conflict_do_nothing()
+    return statement
+
+
+def opted_out(session: Session, client_id: str, phone: str) -> bool:
+    return bool(session.scalar(select(
+        exists().where(or_(DoNotCall.phone == phone, DoNotCall.client_id == client_id))
+        | exists().where(DoNotCallClient.client_id == client_id)
+    )))
+
+
+def contacted_recently(
+    session: Session, cap: ContactCap, client_id: str, phone: str, now: datetime,
+    *, counting: Iterable[JobStatus] = COUNTED, besides: Iterable[str] = (),
+) -> bool:
+    """Whether another job of the cap's kind, in one of the `counting` states, exists for this
+    client within the period before `now`."""
+    return bool(session.scalar(select(exists().where(
+        Job.kind == cap.kind,
+        or_(Job.client_id == client_id, Job.phone == phone),
+        Job.created_at >= now - cap.period,
+        Job.status.in_(list(counting)),
+        Job.id.not_in(list(besides)),
+    ))))
+
+
+def on_call_elsewhere(session: Session, client_id: str, phone: str, besides: str) -> bool:
+    """Whether another job is calling this client (by client id or phone) right now."""
+    return bool(session.scalar(select(exists().where(
+        Job.status == JobStatus.DIALING,
+        or_(Job.client_id == client_id, Job.phone == phone),
+        Job.id != besides,
+    ))))

@@ -1,0 +1,56 @@
+"""Background tasks that never die unobserved: an exception is logged once, with the task's
+name, and counted (`ringback_background_errors_total{task}`) instead of waiting for garbage
+collection to print "Task exception was never retrieved"."""
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+ErrorCounter = Callable[[str], None]  # called with the task's kind on every failure
+
+
+def _no_count(_kind: str) -> None:
+    return None
+
+
+class TaskSupervisor:
+    """Starts tasks and watches them; `kind` names a family of tasks in logs and metrics."""
+
+    def __init__(self, count_error: ErrorCounter = _no_count) -> None:
+        self._count_error = count_error
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, coroutine: Coroutine[Any, Any, T], kind: str, name: str) -> asyncio.Task[T]:
+        task = asyncio.create_task(coroutine, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(lambda done: self._finished(done, kind))
+        return task
+
+    def report(self, kind: str, exc: BaseException) -> None:
+        """Count and log a failure the caller caught itself (a periodic tick, say)."""
+        self._count_error(kind)
+        log.warning("%s failed: %s: %s", kind, type(exc).__name__, _first_line(exc))
+
+    def _finished(self, task: asyncio.Task[Any], kind: str) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            self._count_error(kind)
+            log.error("background task %s (%s) died", task.get_name(), kind, exc_info=exc)
+
+    async def cancel_all(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
