@@ -1,51 +1,69 @@
-"""`GET /healthz` for load balancers and `GET /metrics` for Prometheus.
+"""`GET|HEAD /healthz` for load balancers and `GET /metrics` for Prometheus.
 
-`/healthz` checks the database with `SELECT 1`, then every check in
-`app.state.health_checks` (name → a callable returning True when healthy, e.g. "sip": the
-registration is up). 200 when all pass, 503 otherwise; the body names each check.
+`/healthz` proves the database takes writes: it upserts this instance's row in `health_probes`
+and commits, within `infra.health.PROBE_TIMEOUT_S` (see `DatabaseProbe`). Then it asks every
+check in `app.state.health_checks` (name → a callable returning True when healthy, e.g. "sip":
+the registration is current). 200 `{"status": "ok", "database": "ok", ...}` when all pass,
+503 with `"status": "failing"` and each failing part named otherwise. A check that starts
+failing is logged once (with the reason), and once more when it recovers.
+
+The instance is `app.state.instance` (the composition root sets it), the database work runs
+on `app.state.database` (`DatabaseThreads`); without them, a constant name and a worker thread.
 """
 
-import logging
+import asyncio
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
-from sqlalchemy import text
-from sqlalchemy.orm import Session, sessionmaker
 
-log = logging.getLogger(__name__)
+from infra.health import DEFAULT_INSTANCE, DatabaseProbe, HealthLog, describe
 
 router = APIRouter(tags=["operations"])
 
 
-def _database_ok(sessions: sessionmaker[Session]) -> bool:
-    try:
-        with sessions() as session:
-            session.execute(text("SELECT 1"))
-    except Exception:
-        log.exception("health check: the database is not answering")
-        return False
-    return True
+@dataclass
+class Health:
+    """The state `/healthz` keeps between requests: the probe and the log of changes."""
+
+    database: DatabaseProbe
+    log: HealthLog
 
 
-def _check_ok(name: str, check: Callable[[], bool]) -> bool:
+def _health_of(app: FastAPI) -> Health:
+    """The app's `Health`, built on first use unless the composition root set
+    `app.state.health`."""
+    health: Health | None = getattr(app.state, "health", None)
+    if health is None:
+        database = getattr(app.state, "database", None)
+        run = asyncio.to_thread if database is None else database.run
+        instance: str = getattr(app.state, "instance", DEFAULT_INSTANCE)
+        health = Health(DatabaseProbe(app.state.sessions, instance, run), HealthLog())
+        app.state.health = health
+    return health
+
+
+def _failure(check: Callable[[], bool]) -> str | None:
     try:
-        return bool(check())
-    except Exception:
-        log.exception("health check %s raised", name)
-        return False
+        return None if check() else "reported unhealthy"
+    except Exception as exc:
+        return f"raised {describe(exc)}"
 
 
 @router.get("/healthz")
-def healthz(request: Request) -> JSONResponse:
-    results = {"database": _database_ok(request.app.state.sessions)}
+@router.head("/healthz", include_in_schema=False)
+async def healthz(request: Request) -> JSONResponse:
+    health = _health_of(request.app)
+    failures = {"database": await health.database.failure()}
     checks: Mapping[str, Callable[[], bool]] = getattr(request.app.state, "health_checks", {})
-    for name, check in checks.items():
-        results[name] = _check_ok(name, check)
-    healthy = all(results.values())
-    body = {"status": "ok" if healthy else "failing"}
-    body.update({name: "ok" if ok else "failing" for name, ok in results.items()})
+    failures.update({name: _failure(check) for name, check in checks.items()})
+    for name, failure in failures.items():
+        health.log.record(name, failure)
+    states = {name: "ok" if failure is None else "failing" for name, failure in failures.items()}
+    healthy = all(state == "ok" for state in states.values())
+    body = {"status": "ok" if healthy else "failing", **states}
     return JSONResponse(body, status_code=200 if healthy else 503)
 
 

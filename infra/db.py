@@ -7,13 +7,15 @@ import time.
 
 import asyncio
 import functools
+import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, Protocol, TypeVar
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, make_url
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -25,6 +27,17 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+POSTGRES_CONNECT_TIMEOUT_S = 5
+# SQLite errors after which a connection is thrown away instead of going back to the pool
+# (primary result codes; the extended ones, e.g. SQLITE_IOERR_WRITE, carry them in the low byte):
+# - READONLY: a connection opened while the file was unwritable is read-only for good;
+# - IOERR: the file, its WAL or its shared memory failed under it, its view may be stale;
+# - CANTOPEN: the WAL or a journal could not be opened.
+# Not SQLITE_BUSY ("database is locked" beyond the busy timeout): that is contention, the
+# connection is sound, and a new one would wait for the same lock. Not SQLITE_FULL either.
+_SQLITE_SPOILED = frozenset(
+    {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN}
+)
 
 
 class Base(DeclarativeBase):
@@ -63,12 +76,34 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _discard_spoiled_sqlite_connections(context: ExceptionContext) -> None:
+    """Treat the errors in `_SQLITE_SPOILED` as disconnects: SQLAlchemy then closes the
+    connection and, as for any disconnect, recycles the rest of the pool on next checkout (they
+    may have been opened read-only while the file was unwritable)."""
+    code = getattr(context.original_exception, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF in _SQLITE_SPOILED:
+        context.is_disconnect = True
+
+
 def make_engine(url: str) -> Engine:
+    """The engine for `url`. A connection that failed in a way it cannot recover from is thrown
+    away, not reused: on SQLite see `_SQLITE_SPOILED`; on PostgreSQL the dialect already
+    invalidates connections psycopg found broken (server gone, admin shutdown), and
+    `pool_pre_ping` tests each pooled connection before use. A new PostgreSQL connection waits
+    at most `POSTGRES_CONNECT_TIMEOUT_S` for a hung server (unless the URL sets
+    `connect_timeout`)."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "handle_error", _discard_spoiled_sqlite_connections)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    connect_args = (
+        {} if "connect_timeout" in make_url(url).query
+        else {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
+    )
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=10, connect_args=connect_args
+    )
 
 
 def make_sessions(engine: Engine) -> sessionmaker[Session]:

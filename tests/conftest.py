@@ -20,7 +20,7 @@ from tests.peers.ports import PortBlock, allocate_ports
 from tests.peers.process import PeerError
 from tests.peers.sipp import Sipp
 
-pytest_plugins = ["tests.conftest_db"]
+pytest_plugins = ["tests.conftest_db", "tests.conftest_postgres"]
 
 
 class _Peer(Protocol):
