@@ -17,15 +17,32 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
     Strict,
     StringConstraints,
     ValidationError,
     ValidationInfo,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 MAX_ID_LENGTH = 200
 MAX_PHONE_INPUT_LENGTH = 64
+PHONE_ERROR_TYPE = "invalid_phone"
+# Numbers a robot may call: people's lines and free or ordinary-rate service numbers. Premium
+# rate and shared cost would charge the company (or the client) extra; pagers and voicemail
+# cannot take a call; UNKNOWN is what phonenumbers cannot place.
+CALLABLE_NUMBER_TYPES = frozenset({
+    phonenumbers.PhoneNumberType.FIXED_LINE,
+    phonenumbers.PhoneNumberType.MOBILE,
+    phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+    phonenumbers.PhoneNumberType.VOIP,
+    phonenumbers.PhoneNumberType.PERSONAL_NUMBER,
+    phonenumbers.PhoneNumberType.TOLL_FREE,
+    phonenumbers.PhoneNumberType.UAN,
+})
+# ASCII digits only: str.isdigit and \d would let other scripts' digits through.
+_PHONE_CHARACTERS = re.compile(r"[0-9 +\-().]+")
 _ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 _ERRORS_SHOWN = 5
 
@@ -33,7 +50,9 @@ _ERRORS_SHOWN = 5
 class EventRejected(Exception):
     """A body that is not a valid CRM event; `code` is a stable id for the API."""
 
-    def __init__(self, code: Literal["malformed-json", "invalid-event"], message: str) -> None:
+    def __init__(
+        self, code: Literal["malformed-json", "invalid-event", "invalid-phone"], message: str
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -57,17 +76,46 @@ def _iana_zone(value: str) -> str:
     return value
 
 
-def _e164(value: str, info: ValidationInfo) -> str:
+def _e164(value: object, info: ValidationInfo) -> str:
+    """The E.164 form of a number we may call. Every refusal is an `invalid_phone` error, so
+    that `parse_event` tells a bad phone number from the other bad fields by its type."""
     region = (info.context or {}).get("default_region")
     if not isinstance(region, str):
         raise RuntimeError("parse events with a default_region in the validation context")
-    try:
-        number = phonenumbers.parse(value, region)
-    except phonenumbers.NumberParseException:
-        raise ValueError("is not a phone number") from None
-    if not phonenumbers.is_valid_number(number):
-        raise ValueError("is not a valid phone number")
+    number = _valid_number(_phone_text(value), region)
+    number_type = phonenumbers.number_type(number)
+    if number_type not in CALLABLE_NUMBER_TYPES:
+        kind = phonenumbers.PhoneNumberType.to_string(number_type).lower().replace("_", " ")
+        raise _phone_error(f"is a {kind} number, which ringback does not call")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _phone_text(value: object) -> str:
+    # phonenumbers turns letters into keypad digits (8-800-FLOWERS): a typo or a stray word
+    # would dial a stranger, so letters of any script are refused before it sees them.
+    if not isinstance(value, str):
+        raise _phone_error("must be a string")
+    if not 1 <= len(value) <= MAX_PHONE_INPUT_LENGTH:
+        raise _phone_error(f"must be 1 to {MAX_PHONE_INPUT_LENGTH} characters long")
+    if any(char.isalpha() for char in value):
+        raise _phone_error("must not contain letters (no vanity numbers, no extensions)")
+    if not _PHONE_CHARACTERS.fullmatch(value):
+        raise _phone_error("may contain only digits, spaces and + - ( ) .")
+    return value
+
+
+def _valid_number(text: str, region: str) -> phonenumbers.PhoneNumber:
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        raise _phone_error("is not a phone number") from None
+    if not phonenumbers.is_valid_number(number):
+        raise _phone_error("is not a valid phone number")
+    return number
+
+
+def _phone_error(message: str) -> PydanticCustomError:
+    return PydanticCustomError(PHONE_ERROR_TYPE, message)
 
 
 def _matching(pattern: str, expected: str) -> AfterValidator:
@@ -93,11 +141,8 @@ EventType = Annotated[
 ]
 # Lax inside (a before-validator hands it a Python str), strict outside: only ISO strings.
 IsoDateTime = Annotated[AwareDatetime, Strict(False), BeforeValidator(_iso_datetime_string)]
-Phone = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=MAX_PHONE_INPUT_LENGTH),
-    AfterValidator(_e164),
-]
+# A plain validator: a wrong JSON type or length is a phone error too, not a generic one.
+Phone = Annotated[str, PlainValidator(_e164, json_schema_input_type=str)]
 TimeZoneName = Annotated[str, StringConstraints(max_length=64), AfterValidator(_iana_zone)]
 Locale = Annotated[
     str, _matching(r"[a-z]{2,3}(?:-[A-Z]{2})?", "a language tag like ru, en or en-US")
@@ -191,4 +236,11 @@ def parse_event(body: bytes, default_region: str) -> Envelope:
     try:
         return model.model_validate_json(body, context={"default_region": default_region})
     except ValidationError as exc:
-        raise EventRejected("invalid-event", _describe(exc)) from None
+        raise EventRejected(_rejection_code(exc), _describe(exc)) from None
+
+
+def _rejection_code(error: ValidationError) -> Literal["invalid-event", "invalid-phone"]:
+    """`invalid-phone` when any phone field failed (the CRM must fix a contact, not its
+    integration), `invalid-event` otherwise."""
+    phone_failed = any(item["type"] == PHONE_ERROR_TYPE for item in error.errors())
+    return "invalid-phone" if phone_failed else "invalid-event"

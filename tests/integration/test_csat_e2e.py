@@ -258,7 +258,7 @@ def test_duplicates_bad_signatures_and_opt_outs(
     assert svc.post_event(other, headers=expired)[0] == 401
     malformed = {**other, "data": {**other["data"], "phone": "not a phone"}}
     status, body = svc.post_event(malformed)
-    assert status == 422 and body["error"]["code"] == "invalid-event"
+    assert status == 422 and body["error"]["code"] == "invalid-phone"
     assert rows(svc, "select count(*) from webhook_events") == stored  # nothing stored
 
     opted = {"id": f"evt-{uuid.uuid4()}", "type": "client.opted_out",
