@@ -135,13 +135,16 @@ class Capture:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def rtp_packets(self, rtp_ports: Iterable[int] = ()) -> list[RtpPacket]:
-        """Every RTP packet in the capture (call after :meth:`stop`)."""
+    def _require_file(self) -> None:
         if self.process is not None and self.process.running():
             raise PeerError("stop the capture before reading it")
         if not self.path.exists():
             tail = self.process.log_tail() if self.process else ""
             raise PeerError(f"no capture file {self.path}: {tail}")
+
+    def rtp_packets(self, rtp_ports: Iterable[int] = ()) -> list[RtpPacket]:
+        """Every RTP packet in the capture (call after :meth:`stop`)."""
+        self._require_file()
         decode: list[str] = []
         ports = list(rtp_ports)
         if ports:
@@ -184,6 +187,28 @@ class Capture:
                 )
             )
         return packets
+
+    def sip_request_times(self, method: str, sip_ports: Iterable[int]) -> dict[str, float]:
+        """When each `method` request (by Call-ID and CSeq) was first seen on the given SIP
+        ports: retransmissions do not count twice (call after :meth:`stop`)."""
+        self._require_file()
+        decode: list[str] = []
+        for port in sip_ports:
+            decode += ["-d", f"udp.port=={port},sip"]
+        argv = [
+            self.tshark_bin, "-n", "-r", str(self.path), *decode,
+            "-Y", f'sip.Method == "{method}" && sip.CSeq.method == "{method}"',
+            "-T", "fields", "-E", "separator=\t",
+            "-e", "frame.time_epoch", "-e", "sip.Call-ID", "-e", "sip.CSeq.seq",
+        ]  # fmt: skip
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+        if result.returncode != 0:
+            raise PeerError(f"tshark failed ({result.returncode}): {result.stderr[-2000:]}")
+        first: dict[str, float] = {}
+        for line in result.stdout.splitlines():
+            at, call_id, cseq = line.split("\t")[:3]
+            first.setdefault(f"{call_id} {cseq}", float(at))
+        return first
 
     @staticmethod
     def streams(packets: Iterable[RtpPacket]) -> dict[tuple[str, int, int, int], list[RtpPacket]]:
