@@ -18,12 +18,9 @@ from infra.migrate import upgrade
 from tests.db import PostgresUnavailable, postgres_admin_url, temporary_postgres_database
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The URL of an empty database that exists for this test only."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'db' / 'ringback.db'}"
-        return
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """The URL of a new, empty database on the shared PostgreSQL server, dropped afterwards."""
     with ExitStack() as stack:
         try:
             url = stack.enter_context(temporary_postgres_database(postgres_admin_url()))
@@ -31,6 +28,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
             # pytest.fail, without the chained traceback of the connection error.
             raise pytest.fail.Exception(str(exc), pytrace=False) from None
         yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty database that exists for this test only."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'db' / 'ringback.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
 
 
 @pytest.fixture

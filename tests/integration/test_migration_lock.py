@@ -7,29 +7,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 from infra.migrate import current_revision, head_revision
-from tests.db import PostgresUnavailable, postgres_admin_url, temporary_postgres_database
 from tests.peers.ringback import RingbackService
 
 RINGBACK = Path(sys.executable).with_name("ringback")
 ROUNDS = 6  # each on a new database; the race was lost in most rounds on PostgreSQL
-
-
-@pytest.fixture
-def empty_postgres() -> Iterator[str]:
-    """The URL of a new, empty PostgreSQL database, dropped after the test."""
-    with ExitStack() as stack:
-        try:
-            url = stack.enter_context(temporary_postgres_database(postgres_admin_url()))
-        except PostgresUnavailable as exc:
-            raise pytest.fail.Exception(str(exc), pytrace=False) from None
-        yield url
 
 
 def start_upgrade(url: str, workdir: Path) -> subprocess.Popen[str]:
@@ -67,9 +53,9 @@ def test_two_upgrades_at_once_both_succeed(database_url: str, tmp_path: Path, ro
 
 @pytest.mark.peers
 def test_two_services_starting_at_once_on_a_fresh_database_both_become_healthy(
-    empty_postgres: str, tmp_path: Path, request: pytest.FixtureRequest
+    postgres_url: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    env = {"RINGBACK_DATABASE_URL": empty_postgres, "RINGBACK_ENVIRONMENT": "development"}
+    env = {"RINGBACK_DATABASE_URL": postgres_url, "RINGBACK_ENVIRONMENT": "development"}
     services = [RingbackService(tmp_path / f"ringback-{n}", env) for n in range(2)]
     try:
         for svc in services:
@@ -77,7 +63,7 @@ def test_two_services_starting_at_once_on_a_fresh_database_both_become_healthy(
         for svc in services:
             svc.process.wait_ready(svc.healthy, timeout=60, what="/healthz")
         assert [svc.healthy() for svc in services] == [True, True]
-        assert current_revision(empty_postgres) == head_revision()
+        assert current_revision(postgres_url) == head_revision()
     finally:
         for svc in services:
             svc.close()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import Any
 
@@ -18,7 +17,6 @@ from sqlalchemy.pool import NullPool
 from tests.conftest import CaptureFactory, SippFactory
 from tests.conftest_postgres import ImmutableFiles
 from tests.crm_receiver import CrmReceiver
-from tests.db import postgres_admin_url, temporary_postgres_database
 from tests.integration.test_csat_e2e import (  # noqa: F401  (crm, service: fixtures)
     ServiceFactory,
     call_completed,
@@ -39,13 +37,6 @@ CLIENTS = 20
 
 def numbers(count: int, first: int = 0) -> list[str]:
     return [f"7999100{n:04d}" for n in range(first, first + count)]
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh database on the shared PostgreSQL server."""
-    with ExitStack() as stack:
-        yield stack.enter_context(temporary_postgres_database(postgres_admin_url()))
 
 
 def callee(sipp: SippFactory, kamailio: Kamailio, digits: list[str], scenario: str,
