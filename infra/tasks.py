@@ -4,6 +4,7 @@ collection to print "Task exception was never retrieved"."""
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -12,6 +13,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ErrorCounter = Callable[[str], None]  # called with the task's kind on every failure
+# A failure that repeats (the database is away and every tick fails) is logged at most this
+# often per kind, with the number of failures since the last line.
+REPEAT_LOG_S = 30.0
 
 
 def _no_count(_kind: str) -> None:
@@ -24,6 +28,8 @@ class TaskSupervisor:
     def __init__(self, count_error: ErrorCounter = _no_count) -> None:
         self._count_error = count_error
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._quiet_until: dict[str, float] = {}
+        self._unlogged: dict[str, int] = {}
 
     def spawn(self, coroutine: Coroutine[Any, Any, T], kind: str, name: str) -> asyncio.Task[T]:
         task = asyncio.create_task(coroutine, name=name)
@@ -34,7 +40,14 @@ class TaskSupervisor:
     def report(self, kind: str, exc: BaseException) -> None:
         """Count and log a failure the caller caught itself (a periodic tick, say)."""
         self._count_error(kind)
-        log.warning("%s failed: %s: %s", kind, type(exc).__name__, _first_line(exc))
+        now = time.monotonic()
+        if now < self._quiet_until.get(kind, 0.0):
+            self._unlogged[kind] = self._unlogged.get(kind, 0) + 1
+            return
+        self._quiet_until[kind] = now + REPEAT_LOG_S
+        more = self._unlogged.pop(kind, 0)
+        log.warning("%s failed%s: %s: %s", kind, f" ({more} more times since)" if more else "",
+                    type(exc).__name__, _first_line(exc))
 
     def _finished(self, task: asyncio.Task[Any], kind: str) -> None:
         self._tasks.discard(task)
