@@ -15,12 +15,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Insert, exists, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
 from campaigns.models import ContactLock, DoNotCall, DoNotCallClient, Job, JobStatus
-from infra.db import utcnow
+from infra.db import upsert_insert, utcnow
 
 # Jobs that count against a cap when a new one is queued: waiting, being called, or done with.
 # A job that was skipped or went unanswered does not stop a later one.
@@ -43,21 +42,18 @@ def lock_keys(client_id: str, phone: str) -> list[str]:
 
 def lock_client(session: Session, client_id: str, phone: str) -> None:
     """Lock the client's rows until the transaction ends (creating them on first use); a
-    concurrent transaction for the same client id or phone waits here."""
-    keys = lock_keys(client_id, phone)
+    concurrent transaction for the same client id or phone waits here.
+
+    One statement: an upsert whose no-op update locks an existing row (PostgreSQL) and whose
+    write takes the database's write lock (SQLite); the keys go in sorted order, so two
+    transactions never wait on each other crosswise."""
     now = utcnow()
-    for key in keys:  # in order: two transactions never wait on each other crosswise
-        session.execute(_insert_if_absent(session, key, now))
+    insert = upsert_insert(session, ContactLock)
     session.execute(
-        select(ContactLock.key).where(ContactLock.key.in_(keys)).order_by(ContactLock.key)
-        .with_for_update()
-    ).all()
-
-
-def _insert_if_absent(session: Session, key: str, now: datetime) -> Insert:
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement: Insert = insert(ContactLock).values(key=key, created_at=now).on_conflict_do_nothing()
-    return statement
+        insert.values([{"key": key, "created_at": now} for key in lock_keys(client_id, phone)])
+        .on_conflict_do_update(index_elements=[ContactLock.key],
+                               set_={"key": insert.excluded.key})
+    )
 
 
 def opted_out(session: Session, client_id: str, phone: str) -> bool:

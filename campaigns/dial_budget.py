@@ -27,28 +27,21 @@ for them commit or roll back together.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from campaigns.calendar import require_aware
 from campaigns.models import DialBudget
+from infra.db import upsert_insert
 
 DEFAULT_BUDGET = "default"
 GUARD = timedelta(milliseconds=5)
 # The next slot of a budget row created before any slot was taken: any past instant will do,
 # as the first slot is never before ``now``.
 NEVER_USED = datetime(1970, 1, 1, tzinfo=UTC)
-
-# The insert of each dialect we run on; both have ``on_conflict_do_nothing``.
-_INSERTS: dict[str, Callable[[type[DialBudget]], postgresql.Insert | sqlite.Insert]] = {
-    "postgresql": postgresql.insert,
-    "sqlite": sqlite.insert,
-}
 
 
 @dataclass(frozen=True)
@@ -103,9 +96,9 @@ def lock_budget(session: Session, name: str = DEFAULT_BUDGET) -> datetime:
     SQLite, which ignores FOR UPDATE, takes its write lock before the row is read; instances
     racing to create the row all succeed.
     """
-    insert = _INSERTS[session.get_bind().dialect.name]
     session.execute(
-        insert(DialBudget).values(name=name, next_slot_at=NEVER_USED).on_conflict_do_nothing()
+        upsert_insert(session, DialBudget).values(name=name, next_slot_at=NEVER_USED)
+        .on_conflict_do_nothing()
     )
     return session.scalars(
         select(DialBudget.next_slot_at).where(DialBudget.name == name).with_for_update()

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, make_url
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -104,6 +105,14 @@ def make_engine(url: str) -> Engine:
     return create_engine(
         url, pool_pre_ping=True, pool_size=10, max_overflow=10, connect_args=connect_args
     )
+
+
+def upsert_insert(session: Session, table: type[Base]) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT into `table` for the session's database that can take `ON CONFLICT` clauses
+    (PostgreSQL and SQLite both have them, each in its own dialect)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def make_sessions(engine: Engine) -> sessionmaker[Session]:

@@ -62,8 +62,11 @@ def test_events_for_one_client_arriving_together_queue_one_survey(
 ) -> None:
     intake = Intake(sessions, make_surveys(Clock(moscow("2026-11-24T12:00"))),
                     default_region="RU")
-    for round_ in range(3):
+    for round_ in range(4):
         client, phone = f"c-{round_}", f"+7999000000{round_}"
+        if round_ % 2:  # a client seen before: its lock rows exist already
+            with transaction(sessions) as session:
+                lock_client(session, client, phone)
         events = [parse_event(call_completed_event(client, phone), "RU") for _ in range(WRITERS)]
         together(WRITERS, lambda i, events=events: intake.handle(events[i]))  # type: ignore[misc]
         with transaction(sessions) as session:
