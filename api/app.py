@@ -40,6 +40,7 @@ from infra.tasks import TaskSupervisor
 from ivr.session import Session as IvrSession
 from ivr.survey import survey_flow, survey_session
 from telephony.backend import TelephonyBackend
+from telephony.inbound_policy import InboundAnswer, InboundPolicy
 from telephony.sip.ua import SipUserAgent
 from telephony.sip_backend import SipBackend
 
@@ -239,6 +240,8 @@ async def _start(
     registry = CollectorRegistry()
     metrics = Metrics(registry)
     tasks = TaskSupervisor(lambda kind: metrics.background_errors.labels(kind).inc())
+    if ua is not None:  # stopped by tasks.cancel_all() at shutdown, before the engine stops
+        tasks.spawn(InboundPolicy(ua, InboundAnswer()).run(), "inbound", "inbound-policy")
     instance = settings.instance_name or f"{socket.gethostname()}:{settings.http_port}"
     dispatcher = Dispatcher(
         sessions, surveys, backend,

@@ -18,7 +18,7 @@ from ivr.actions import (
 )
 from ivr.events import Digit, Event, HungUp, PlaybackFinished, TimerFired
 from ivr.session import Session
-from telephony.sip.call import Call
+from telephony.sip.call import Call, EndReason
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,11 @@ class FlowRunner:
         self._hangup = False
 
     async def run(self, max_duration_s: float) -> Result | None:
+        """Run the flow until it hangs up, the far end does, or `max_duration_s` passes (end
+        reason `max_duration`); the call is over when this returns."""
         self._spawn(self._read_digits())
         self._spawn(self._watch_hangup())
+        reason = EndReason.LOCAL_HANGUP
         try:
             async with asyncio.timeout(max_duration_s):
                 self._execute(self._session.start(self._now()))
@@ -57,12 +60,13 @@ class FlowRunner:
                     self._execute(self._session.handle(await self._events.get()))
         except TimeoutError:
             log.warning("call %s ran past %.0f s: hanging up", self._call.call_id, max_duration_s)
+            reason = EndReason.MAX_DURATION
         finally:
             for handle in self._timers.values():
                 handle.cancel()
             for task in self._tasks:
                 task.cancel()
-            await self._call.hangup()
+            await self._call.hangup(reason)
         return self._result
 
     def _now(self) -> float:

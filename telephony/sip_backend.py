@@ -10,6 +10,7 @@ from ivr.session import Session
 from telephony.backend import CallProgress, CallReport, FlowCall
 from telephony.flow_runner import FlowRunner
 from telephony.outcomes import Outcome
+from telephony.sip.call import MAX_HOLD_S
 from telephony.sip.dialog_state import InvalidDialogState
 from telephony.sip.ua import SipUserAgent
 
@@ -32,12 +33,16 @@ class SipBackend:
         *,
         dial_template: str = "{phone}",
         ring_timeout_s: float = 30.0,
+        max_hold_s: float = MAX_HOLD_S,
     ) -> None:
+        """`max_hold_s`: a call the far end keeps on hold longer is hung up (`held_too_long`);
+        the flow's own timers run on during a hold, and every call ends by `MAX_CALL_S`."""
         self._ua = ua
         self._prompts = prompts
         self._sessions = sessions
         self._dial_template = dial_template
         self._ring_timeout_s = ring_timeout_s
+        self._max_hold_s = max_hold_s
 
     def target(self, phone: str) -> str:
         return self._dial_template.format(phone=phone, digits=phone.lstrip("+"))
@@ -52,6 +57,7 @@ class SipBackend:
         if result.call is None:
             return CallReport(result.outcome, result.sip_status, result.call_id,
                               detail=result.reason)
+        result.call.limit_hold(self._max_hold_s)
         progress.answered(result.call.dialog_state())
 
         def store(answer: Result) -> None:

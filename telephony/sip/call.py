@@ -28,12 +28,17 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+MAX_HOLD_S = 60.0  # a call the far end keeps on hold longer than this is hung up
+DIGIT_SEND_LIMIT_S = 1.0  # longer than any digit takes to go out; a hold pauses a digit
+
 
 class EndReason(Enum):
     LOCAL_HANGUP = "local_hangup"
     REMOTE_HANGUP = "remote_hangup"
     NO_ACK = "no_ack"  # our 2xx was never acknowledged
     BAD_ANSWER = "bad_answer"  # the far end's SDP could not be used
+    HELD_TOO_LONG = "held_too_long"  # the far end kept us on hold past the call's hold limit
+    MAX_DURATION = "max_duration"  # the call reached the length its owner allows
 
 
 async def send_bye(stack: Stack, dialog: Dialog, *, cseq: int | None = None) -> Response | None:
@@ -72,6 +77,9 @@ class Call:
         self._awaiting_answer_in_ack = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._hangup_started = False
+        self.held_since: float | None = None  # loop time the current hold began
+        self._hold_limit_s = MAX_HOLD_S
+        self._hold_timer: asyncio.TimerHandle | None = None
 
     @property
     def call_id(self) -> str:
@@ -82,13 +90,26 @@ class Call:
         end = self.ended_at if self.ended_at is not None else asyncio.get_running_loop().time()
         return end - self.answered_at
 
+    @property
+    def on_hold(self) -> bool:
+        """The far end takes no audio from us now: its SDP said sendonly or inactive, or
+        c=0.0.0.0 (RFC 3264 8.4; RFC 2543 hold)."""
+        return self.held_since is not None
+
     # --- what the rest of ringback uses -------------------------------------------------------
 
     async def play(self, prompt: EncodedPrompt, *, barge_in: bool = True) -> bool:
-        """Play a prompt; False when a digit (barge-in), a hang-up or `stop_playback` cut it."""
-        if self.ended.is_set() or self.media is None:
+        """Play a prompt; False when a digit (barge-in), a hang-up, `stop_playback` or a hold
+        cut it. On hold nothing plays (False at once): no prompt waits for the far end."""
+        if self.ended.is_set() or self.media is None or self.on_hold:
             return False
         return await self.stream.play(prompt.for_law(self.media.codec.law), barge_in=barge_in)
+
+    def limit_hold(self, seconds: float) -> None:
+        """Hang up (end reason `held_too_long`) when a hold lasts longer than `seconds`
+        (default `MAX_HOLD_S`); a hold already going on counts from when it began."""
+        self._hold_limit_s = seconds
+        self._arm_hold_timer()
 
     def stop_playback(self) -> None:
         self.stream.stop_playback()
@@ -108,8 +129,10 @@ class Call:
         return digits
 
     async def send_digit(self, digit: str) -> None:
-        if not self.ended.is_set():
-            await self.stream.send_digit(digit)
+        """Send one key; nothing on hold. A hold that begins while the key goes out pauses it
+        (the rest goes out when the hold ends): the wait for it is bounded all the same."""
+        if not self.ended.is_set() and not self.on_hold:
+            await self._unless_ended(self.stream.send_digit(digit), DIGIT_SEND_LIMIT_S)
 
     async def wait_ended(self, timeout: float) -> bool:
         try:
@@ -124,8 +147,9 @@ class Call:
         (`DialogState.to_json`), read back by `SipUserAgent.end_orphan`."""
         return DialogState.of(self.dialog).to_json()
 
-    async def hangup(self) -> None:
-        """Send BYE and wait for its answer (bounded by the transaction's own timeout)."""
+    async def hangup(self, reason: EndReason = EndReason.LOCAL_HANGUP) -> None:
+        """Send BYE and wait for its answer (bounded by the transaction's own timeout); the
+        call ends with `reason`, unless it was already ending."""
         if self.ended.is_set() or self._hangup_started:
             await self.ended.wait()
             return
@@ -137,20 +161,36 @@ class Call:
         except Exception:
             log.exception("BYE for %s failed", self.call_id)
         finally:
-            self._end(EndReason.LOCAL_HANGUP)
+            self._end(reason)
 
     # --- set-up, called by outbound / inbound -------------------------------------------------
 
     def start_media(self, params: MediaParams) -> None:
-        self.media = params
+        self._set_media(params)
         self.stream.start(params)
 
     def _apply(self, params: MediaParams) -> None:
         if self.media is None:
             self.start_media(params)
         else:
-            self.media = params
+            self._set_media(params)
             self.stream.update(params)
+
+    def _set_media(self, params: MediaParams) -> None:
+        """Keep what offer/answer agreed; a hold (we may not send) cuts the prompt playing and
+        starts the hold limit, a resume stops it."""
+        self.media = params
+        if params.sending == (self.held_since is None):
+            return  # no change
+        now = asyncio.get_running_loop().time()
+        if self.held_since is None:
+            log.info("call %s: the far end put us on hold", self.call_id)
+            self.held_since = now
+            self.stream.stop_playback()
+        else:
+            log.info("call %s: the hold ended after %.1f s", self.call_id, now - self.held_since)
+            self.held_since = None
+        self._arm_hold_timer()
 
     def remember_ack(self, wire: bytes, destination: Address) -> None:
         """The ACK we sent for the 2xx to our INVITE: resent on every retransmitted 2xx."""
@@ -265,9 +305,7 @@ class Call:
             if remaining <= 0:
                 log.info("no ACK for our 2xx on %s: hanging up", self.call_id)
                 self._acked.set()
-                await self.hangup()
-                if self.end_reason is EndReason.LOCAL_HANGUP:
-                    self.end_reason = EndReason.NO_ACK
+                await self.hangup(EndReason.NO_ACK)
                 return
             try:
                 async with asyncio.timeout(min(interval, remaining)):
@@ -289,6 +327,21 @@ class Call:
         waiting.cancel()
         return None
 
+    def _arm_hold_timer(self) -> None:
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
+        if self.held_since is not None and not self.ended.is_set():
+            self._hold_timer = asyncio.get_running_loop().call_at(
+                self.held_since + self._hold_limit_s, self._held_too_long
+            )
+
+    def _held_too_long(self) -> None:
+        self._hold_timer = None
+        log.info("call %s on hold for more than %.0f s: hanging up", self.call_id,
+                 self._hold_limit_s)
+        self._spawn(self.hangup(EndReason.HELD_TOO_LONG))
+
     def _spawn(self, coroutine: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
@@ -298,6 +351,8 @@ class Call:
         if self.ended.is_set():
             return
         self.stream.close()
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
         self.end_reason = reason
         self.ended_at = asyncio.get_running_loop().time()
         self._stack.dialogs.pop(self.dialog.key, None)

@@ -1,8 +1,9 @@
-"""Answering calls: an INVITE rings here until the application answers or rejects it."""
+"""Answering calls: an INVITE rings here until the application answers or rejects it, the
+caller cancels, or it rings out (`MAX_RING_S`)."""
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import Enum
 
 from telephony.sip.call import Call
@@ -17,6 +18,8 @@ from telephony.sip.transaction import ServerTransaction
 from telephony.sip.uri import Address
 
 log = logging.getLogger(__name__)
+
+MAX_RING_S = 120.0  # an incoming call nobody answered or rejected by then gets 480
 
 
 class IncomingState(Enum):
@@ -43,6 +46,7 @@ class IncomingCall:
         self.local_tag = random_token(8)
         self.state = IncomingState.RINGING
         self.cancelled = asyncio.Event()
+        self._ring_out: asyncio.TimerHandle | None = None
 
     @property
     def call_id(self) -> str:
@@ -56,14 +60,21 @@ class IncomingCall:
     def callee(self) -> Address:
         return self.request.to_address
 
-    def ring(self) -> None:
+    def ring(self, max_ring_s: float) -> None:
+        """180 now; 480 if nobody answered or rejected the call within `max_ring_s`."""
         self._stack.respond(self.transaction, 180, to_tag=self.local_tag,
                             headers=[("Contact", self._stack.contact)])
+        self._ring_out = asyncio.get_running_loop().call_later(max_ring_s, self._rang_out)
 
-    def reject(self, status: int = 486) -> None:
+    def _rang_out(self) -> None:
+        log.info("incoming call %s was not answered in time: 480", self.call_id)
+        self.reject(480)
+
+    def reject(self, status: int = 486, headers: Sequence[tuple[str, str]] = ()) -> None:
         if self.state is IncomingState.RINGING:
             self._settle(IncomingState.REJECTED)
-            self._stack.respond(self.transaction, status, to_tag=self.local_tag)
+            self._stack.respond(self.transaction, status, to_tag=self.local_tag,
+                                headers=list(headers))
 
     def caller_cancelled(self, cancel: ServerTransaction) -> None:
         """CANCEL: 200 for the CANCEL, 487 for the INVITE (RFC 3261 9.2)."""
@@ -75,6 +86,8 @@ class IncomingCall:
 
     def _settle(self, state: IncomingState) -> None:
         self.state = state
+        if self._ring_out is not None:
+            self._ring_out.cancel()
         self._settled(self)
 
     async def answer(self) -> Call:
@@ -112,50 +125,63 @@ class IncomingCall:
 
 
 class IncomingQueue:
-    """Calls ringing for the application; bounded, so a flood gets 486 instead of memory."""
+    """Calls ringing for the application, oldest first. Bounded: while `limit` calls ring, a
+    new one gets 486. A call leaves the moment it is answered, rejected, cancelled or rang out,
+    whether or not the application has taken it yet."""
 
-    def __init__(self, stack: Stack, media: MediaEngine, limit: int) -> None:
+    def __init__(
+        self, stack: Stack, media: MediaEngine, limit: int, *, max_ring_s: float = MAX_RING_S
+    ) -> None:
         self._stack = stack
         self._media = media
-        self._waiting: asyncio.Queue[IncomingCall] = asyncio.Queue(limit)
-        self._ringing: dict[str, IncomingCall] = {}  # by the INVITE's branch
+        self._limit = limit
+        self._max_ring_s = max_ring_s
+        # Keyed by the INVITE's server transaction, which is what a CANCEL matches (RFC 3261 9.2)
+        self._ringing: dict[ServerTransaction, IncomingCall] = {}
+        self._waiting: dict[ServerTransaction, IncomingCall] = {}  # not taken by `next` yet
+        self._arrived = asyncio.Event()
+
+    def __len__(self) -> int:
+        """Calls ringing now, taken by the application or not."""
+        return len(self._ringing)
 
     def offer(self, request: Request, transaction: ServerTransaction) -> None:
-        if self._waiting.full():
-            log.warning("incoming call refused: %d calls already wait", self._waiting.qsize())
+        if len(self._ringing) >= self._limit:
+            log.warning("incoming call refused: %d calls already ring", len(self._ringing))
             self._stack.respond(transaction, 486, to_tag=random_token(8))
             return
         self._stack.respond(transaction, 100)
         incoming = IncomingCall(self._stack, self._media, request, transaction, self._forget)
-        incoming.ring()
-        branch = request.top_via.branch or ""
-        self._ringing[branch] = incoming
-        self._waiting.put_nowait(incoming)
+        self._ringing[transaction] = incoming
+        self._waiting[transaction] = incoming
+        incoming.ring(self._max_ring_s)
+        self._arrived.set()
 
     def cancel(self, cancel: Request, transaction: ServerTransaction) -> None:
-        incoming = self._ringing.get(cancel.top_via.branch or "")
-        if incoming is None:
-            self._stack.respond(transaction, 481)
-            return
-        incoming.caller_cancelled(transaction)
+        """CANCEL: 200 + 487 for a call still ringing; only 200 when the INVITE already has its
+        final response (the CANCEL changes nothing); 481 when there is no such INVITE."""
+        invite = self._stack.endpoint.layer.find_server(cancel)
+        incoming = None if invite is None else self._ringing.get(invite)
+        if incoming is not None:
+            incoming.caller_cancelled(transaction)
+        else:
+            self._stack.respond(transaction, 481 if invite is None else 200)
 
     async def next(self, timeout: float) -> IncomingCall | None:
-        """The next call still ringing, or None after `timeout` seconds."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            try:
-                async with asyncio.timeout(max(0.0, deadline - loop.time())):
-                    incoming = await self._waiting.get()
-            except TimeoutError:
-                return None
-            if incoming.state is IncomingState.RINGING:
-                return incoming
+        """The oldest call still ringing that no one took yet, or None after `timeout` s."""
+        try:
+            async with asyncio.timeout(timeout):
+                while not self._waiting:
+                    self._arrived.clear()
+                    await self._arrived.wait()
+        except TimeoutError:
+            return None
+        return self._waiting.pop(next(iter(self._waiting)))
 
     def _forget(self, incoming: IncomingCall) -> None:
-        self._ringing.pop(incoming.request.top_via.branch or "", None)
+        self._ringing.pop(incoming.transaction, None)
+        self._waiting.pop(incoming.transaction, None)
 
     def reject_all(self, status: int = 480) -> None:
-        while not self._waiting.empty():
-            self._waiting.get_nowait().reject(status)
-        self._ringing.clear()
+        for incoming in list(self._ringing.values()):
+            incoming.reject(status)
