@@ -1,22 +1,35 @@
-"""The `ringback` command line."""
+"""The `ringback` command line.
+
+A command's result goes to stdout. A failure ends with one JSON line on stderr,
+`{"error": {"code": "stable-id", "message": "..."}}`, and exit status 2; operator mistakes
+(settings, ports, the database) never print a traceback. docs/configuration.md lists the codes.
+"""
 
 import argparse
 import asyncio
+import errno
 import json
+import logging
+import socket
 import sys
+from collections.abc import Callable
+from importlib.metadata import version
 from pathlib import Path
+from typing import TypeVar
 
 import uvicorn
 from alembic.util import CommandError
-from pydantic import ValidationError
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.app import create_app
 from api.call_command import TestCallRequest, run_test_call
-from api.tokens import Role, create_token
+from api.config_check import check_settings, load_settings, mask_url, render
+from api.tokens import ApiToken, Role, create_token, list_tokens, revoke_token
 from audio.errors import AudioError
 from infra.db import make_engine, make_sessions, transaction
-from infra.errors import DatabaseNotMigrated
+from infra.errors import InfraError, PortUnavailable
 from infra.logs import configure_logging
 from infra.migrate import check_up_to_date, current_revision, head_revision, upgrade
 from infra.settings import Settings
@@ -26,9 +39,13 @@ EXIT_ANSWERED = 0
 EXIT_NOT_ANSWERED = 1
 EXIT_USAGE = 2
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ringback", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"ringback {version('ringback')}")
     commands = parser.add_subparsers(dest="command", required=True)
     call = commands.add_parser(
         "call", help="place one robot call and print its outcome as one JSON line"
@@ -57,11 +74,22 @@ def _parser() -> argparse.ArgumentParser:
     create = token_commands.add_parser("create", help="create a token; prints it, only once")
     create.add_argument("--role", required=True, choices=[role.value for role in Role])
     create.add_argument("--name", help="who or what it is for (default: the role)")
+    token_commands.add_parser("list", help="every token, one JSON line each (never the secret)")
+    revoke = token_commands.add_parser("revoke", help="revoke a token by id, effective at once")
+    revoke.add_argument("id", type=int, help="the token's id (see `ringback token list`)")
+
+    config = commands.add_parser("config", help="the settings")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    config_commands.add_parser(
+        "check", help="print the effective settings (secrets masked) and every problem; exit 2 "
+        "when there is one"
+    )
     return parser
 
 
 def _error(code: str, message: str) -> int:
-    print(json.dumps({"error": {"code": code, "message": message}}, ensure_ascii=False))
+    print(json.dumps({"error": {"code": code, "message": message}}, ensure_ascii=False),
+          file=sys.stderr)
     return EXIT_USAGE
 
 
@@ -69,84 +97,174 @@ def _print_json(value: dict[str, object]) -> None:
     print(json.dumps(value, ensure_ascii=False))
 
 
-def _database_error(exc: SQLAlchemyError | CommandError) -> int:
-    return _error("database-error", str(getattr(exc, "orig", None) or exc))
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "config":
+        return _config_check()
+    try:
+        settings = load_settings()
+    except InfraError as exc:
+        return _error(exc.code, str(exc))
+    configure_logging(settings.log_level)
+    try:
+        return _COMMANDS[args.command](args, settings)
+    except InfraError as exc:
+        return _error(exc.code, str(exc))
+    except CommandError as exc:
+        return _error("migration-failed", str(exc))
+    except SQLAlchemyError as exc:
+        return _database_error(exc, settings)
+
+
+def _config_check() -> int:
+    report = check_settings()
+    print(render(report))
+    if report.problems:
+        return _error("invalid-settings", "; ".join(map(str, report.problems)))
+    return 0
+
+
+def _database_error(exc: SQLAlchemyError, settings: Settings) -> int:
+    code = "database-unreachable" if isinstance(exc, OperationalError) else "database-error"
+    reason = str(getattr(exc, "orig", None) or exc).strip()
+    return _error(code, f"RINGBACK_DATABASE_URL ({mask_url(settings.database)}): {reason}")
 
 
 def _db(args: argparse.Namespace, settings: Settings) -> int:
     url = settings.database
-    try:
-        if args.db_command == "upgrade":
-            upgrade(url)
-            _print_json({"revision": current_revision(url)})
-        else:
-            current, head = current_revision(url), head_revision()
-            _print_json({"revision": current, "head": head, "up_to_date": current == head})
-    except CommandError as exc:
-        return _error("migration-failed", str(exc))
-    except SQLAlchemyError as exc:
-        return _database_error(exc)
+    if args.db_command == "upgrade":
+        upgrade(url)
+        _print_json({"revision": current_revision(url)})
+    else:
+        current, head = current_revision(url), head_revision()
+        _print_json({"revision": current, "head": head, "up_to_date": current == head})
     return 0
 
 
 def _token(args: argparse.Namespace, settings: Settings) -> int:
-    url = settings.database
-    role = Role(args.role)
-    try:
-        check_up_to_date(url)
-        engine = make_engine(url)
-        try:
-            with transaction(make_sessions(engine)) as session:
-                token = create_token(session, role, args.name or role.value)
-        finally:
-            engine.dispose()
-    except DatabaseNotMigrated as exc:
-        return _error(exc.code, str(exc))
-    except SQLAlchemyError as exc:
-        return _database_error(exc)
-    print(token)
+    if args.token_command == "create":
+        role = Role(args.role)
+        print(_in_transaction(settings, lambda s: create_token(s, role, args.name or role.value)))
+    elif args.token_command == "list":
+        for token in _in_transaction(settings, lambda s: list(map(_token_json, list_tokens(s)))):
+            _print_json(token)
+    else:
+        revoked = _in_transaction(settings, lambda s: _revoked(s, args.id))
+        if revoked is None:
+            return _error("unknown-token", f"no token has id {args.id}: see `ringback token list`")
+        _print_json(revoked)
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        problems = "; ".join(
-            (f"RINGBACK_{'_'.join(map(str, error['loc'])).upper()}: " if error["loc"] else "")
-            + error["msg"]
-            for error in exc.errors(include_input=False, include_url=False)
-        )  # never echo the values: some are secrets
-        return _error("invalid-settings", problems)
-    configure_logging(settings.log_level)
-    if args.command == "db":
-        return _db(args, settings)
-    if args.command == "token":
-        return _token(args, settings)
-    if args.command == "serve":
-        return _serve(settings)
-    return _call(args, settings)
+def _revoked(session: Session, token_id: int) -> dict[str, object] | None:
+    token = revoke_token(session, token_id)
+    return None if token is None else _token_json(token)
 
 
-def _serve(settings: Settings) -> int:
-    """Development migrates its own database; production must run `ringback db upgrade`."""
+def _token_json(token: ApiToken) -> dict[str, object]:
+    """What may be shown of a token: never its hash."""
+    return {
+        "id": token.id,
+        "name": token.name,
+        "role": str(token.role),
+        "created_at": token.created_at.isoformat(),
+        "revoked_at": token.revoked_at.isoformat() if token.revoked_at else None,
+    }
+
+
+def _in_transaction(settings: Settings, work: Callable[[Session], T]) -> T:
+    """`work` in one transaction on the migrated database; its result outlives the session."""
+    url = settings.database
+    check_up_to_date(url)
+    engine = make_engine(url)
     try:
+        with transaction(make_sessions(engine)) as session:
+            return work(session)
+    finally:
+        engine.dispose()
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    """The HTTP port is taken first, so a busy one is named before anything starts. Development
+    migrates its own database; production must run `ringback db upgrade`."""
+    with listen_http(settings.http_host, settings.http_port) as listener:
         if settings.environment == "development":
             upgrade(settings.database)
         check_up_to_date(settings.database)
-    except DatabaseNotMigrated as exc:
-        return _error(exc.code, str(exc))
-    except (CommandError, SQLAlchemyError) as exc:
-        return _database_error(exc)
-    app = create_app(settings)
-    config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port,
-                            loop="asyncio", log_config=None, access_log=False)
+        app = StartupGuard(create_app(settings))
+        config = uvicorn.Config(app, loop="asyncio", lifespan="on", log_config=None,
+                                access_log=False)
+        log.info("HTTP on %s:%d", *listener.getsockname()[:2])
+        try:
+            uvicorn.Server(config).run(sockets=[listener])
+        except SystemExit:  # uvicorn's way out of a failed start-up: reported below
+            if app.failure is None:
+                raise
+        return 0 if app.failure is None else _startup_error(app.failure)
+
+
+def listen_http(host: str, port: int) -> socket.socket:
+    """A socket bound to `host`:`port` for uvicorn to serve on; `PortUnavailable` names it."""
     try:
-        uvicorn.Server(config).run()
-    except (RegistrationError, OSError) as exc:
-        return _error("startup-failed", str(exc))
-    return 0
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise PortUnavailable(f"RINGBACK_HTTP_HOST: cannot listen on {host!r}: {exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT, as uvicorn
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise PortUnavailable(
+                f"RINGBACK_HTTP_PORT: port {port} on {host} is already in use: stop what "
+                "listens there or choose another port"
+            ) from None
+        raise PortUnavailable(
+            f"RINGBACK_HTTP_HOST, RINGBACK_HTTP_PORT: cannot listen on {host}:{port}: "
+            f"{exc.strerror or exc}"
+        ) from None
+    return sock
+
+
+class StartupGuard:
+    """The app, with a failure of its start-up (lifespan) kept in `failure` for the CLI to report
+    as one JSON line, instead of a traceback in the log."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.failure: Exception | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_quietly(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "lifespan.startup.complete"
+            if message["type"] == "lifespan.startup.failed":
+                message = {"type": message["type"]}  # without the traceback text
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_quietly)
+        except Exception as exc:
+            if started:
+                raise
+            self.failure = exc
+
+
+def _startup_error(exc: Exception) -> int:
+    if isinstance(exc, InfraError):
+        return _error(exc.code, str(exc))
+    if isinstance(exc, RegistrationError):
+        return _error("registration-failed", str(exc))
+    if not isinstance(exc, OSError | SipError | AudioError):
+        log.error("start-up failed", exc_info=exc)  # not an operator's mistake: a bug
+    return _error("startup-failed", str(exc) or type(exc).__name__)
 
 
 def _call(args: argparse.Namespace, settings: Settings) -> int:
@@ -177,6 +295,10 @@ def _call(args: argparse.Namespace, settings: Settings) -> int:
     print(report.to_json())
     return EXIT_ANSWERED if report.outcome == "answered" else EXIT_NOT_ANSWERED
 
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
+    "call": _call, "db": _db, "serve": _serve, "token": _token,
+}
 
 if __name__ == "__main__":
     sys.exit(main())

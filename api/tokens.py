@@ -62,11 +62,16 @@ def authenticate(session: Session, token: str) -> ApiToken | None:
     return found
 
 
-def revoke_token(session: Session, token_id: int) -> bool:
-    """Revoke a token by id, effective at once; False if there is no such live token."""
+def list_tokens(session: Session) -> list[ApiToken]:
+    """Every token, live and revoked, oldest first."""
+    return list(session.scalars(select(ApiToken).order_by(ApiToken.id)))
+
+
+def revoke_token(session: Session, token_id: int) -> ApiToken | None:
+    """Revoke a token by id, effective at once; revoking it again changes nothing. None if
+    there is no such token."""
     found = session.get(ApiToken, token_id)
-    if found is None or found.revoked_at is not None:
-        return False
-    found.revoked_at = utcnow()
-    session.flush()
-    return True
+    if found is not None and found.revoked_at is None:
+        found.revoked_at = utcnow()
+        session.flush()
+    return found

@@ -1,14 +1,43 @@
-"""Settings from the environment (`RINGBACK_...`) and an optional `.env`, with working defaults."""
+"""Settings from the environment (`RINGBACK_...`) and an optional `.env`, with working defaults.
 
+Every value is checked here, when `Settings()` is built, as far as the shared plumbing can judge
+it: types and ranges, time zones, the phone region, URLs, secrets, the dial template, JSON. What
+only a domain package can judge (hours syntax, the holiday country, survey locales and texts) is
+checked by `api.config_check`, with the parsers that will use the values. Messages name the
+setting and never repeat a secret.
+"""
+
+import base64
+import binascii
+import json
+import string
+from datetime import date
 from pathlib import Path
-from typing import Literal, Self
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import phonenumbers
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError
 from standardwebhooks import Webhook
 
 DEV_WEBHOOK_SECRET = "whsec_" + "ZGV2ZWxvcG1lbnQtb25seS13ZWJob29rLXNlY3JldA=="
 DEV_OUTBOUND_SECRET = "whsec_" + "ZGV2ZWxvcG1lbnQtb25seS1vdXRib3VuZC1zZWNyZXQ="
+SECRET_PREFIX = "whsec_"
+MIN_SECRET_BYTES = 24
+SECRET_HINT = (
+    "generate one with: python3 -c \"import base64,secrets; "
+    "print('whsec_'+base64.b64encode(secrets.token_bytes(32)).decode())\" "
+    "or: echo \"whsec_$(openssl rand -base64 32)\""
+)
+SECRET_SETTINGS = frozenset({"crm_webhook_secret", "crm_outbound_secret", "sip_password"})
+"""Shown as `***` wherever settings are shown."""
+
+DIAL_PLACEHOLDERS = frozenset({"phone", "digits"})
+DATABASE_HINT = "write sqlite:///path/to/ringback.db or postgresql+psycopg://user:password@host/db"
 
 
 class Settings(BaseSettings):
@@ -30,7 +59,7 @@ class Settings(BaseSettings):
 
     # The CRM: its webhook secret (inbound), where our events go and how they are signed.
     crm_webhook_secret: SecretStr = SecretStr(DEV_WEBHOOK_SECRET)
-    crm_url: str | None = None
+    crm_url: str | None = Field(None, description="http(s) URL our events are POSTed to")
     crm_outbound_secret: SecretStr = SecretStr(DEV_OUTBOUND_SECRET)
     crm_webhook_tolerance_s: int = Field(300, ge=10, le=3600)
     outbox_max_backoff_s: float = Field(300.0, gt=0)
@@ -54,7 +83,7 @@ class Settings(BaseSettings):
     survey_max_attempts: int = Field(3, ge=1, le=10)
     survey_retry_delay_s: float = Field(600.0, ge=1)
     survey_no_input_s: float = Field(6.0, gt=0, le=60)
-    survey_texts: dict[str, dict[str, str]] = Field(default_factory=dict)
+    survey_texts: Annotated[dict[str, dict[str, str]], NoDecode] = Field(default_factory=dict)
     low_score_threshold: int = Field(4, ge=2, le=5)
     low_score_callback_working_minutes: int = Field(120, ge=1)
 
@@ -62,8 +91,8 @@ class Settings(BaseSettings):
     calendar_timezone: str = "Europe/Moscow"
     calendar_hours: str = "mon-fri 10:00-19:00"
     calendar_country: str | None = "RU"
-    calendar_extra_holidays: list[str] = Field(default_factory=list)
-    calendar_extra_working_days: list[str] = Field(default_factory=list)
+    calendar_extra_holidays: Annotated[list[date], NoDecode] = Field(default_factory=list)
+    calendar_extra_working_days: Annotated[list[date], NoDecode] = Field(default_factory=list)
     calling_window_hours: str = "mon-fri 09:00-21:00; sat-sun 10:00-20:00"
 
     # SIP account: without a registrar, calls go straight to the target's host.
@@ -89,7 +118,7 @@ class Settings(BaseSettings):
     @classmethod
     def _range_is_ordered(cls, value: int, info: ValidationInfo) -> int:
         if value <= info.data.get("rtp_port_min", 0):
-            raise ValueError("rtp_port_max must be above rtp_port_min")
+            raise ValueError("must be above RINGBACK_RTP_PORT_MIN")
         return value
 
     @field_validator("log_level", mode="before")
@@ -99,26 +128,66 @@ class Settings(BaseSettings):
 
     @field_validator("crm_webhook_secret", "crm_outbound_secret")
     @classmethod
-    def _usable_webhook_secret(cls, value: SecretStr) -> SecretStr:
-        try:
-            Webhook(value.get_secret_value())
-        except Exception as exc:  # the package raises several kinds for unusable secrets
-            raise ValueError("not a Standard Webhooks secret (whsec_ + base64)") from exc
+    def _usable_webhook_secret(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        if info.data.get("environment") == "production":
+            _check_production_secret(value.get_secret_value())
+        else:
+            _check_webhook_secret(value.get_secret_value())
         return value
 
-    @model_validator(mode="after")
-    def _no_default_secrets_in_production(self) -> Self:
-        if self.environment != "production":
-            return self
-        defaults = {
-            "RINGBACK_CRM_WEBHOOK_SECRET": (self.crm_webhook_secret, DEV_WEBHOOK_SECRET),
-            "RINGBACK_CRM_OUTBOUND_SECRET": (self.crm_outbound_secret, DEV_OUTBOUND_SECRET),
-        }
-        unset = [name for name, (value, default) in defaults.items()
-                 if value.get_secret_value() == default]
-        if unset:
-            raise ValueError(f"production refuses the development secrets: set {', '.join(unset)}")
-        return self
+    @field_validator("default_timezone", "calendar_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        _check_zone(value)
+        return value
+
+    @field_validator("default_region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        region = value.strip().upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"unknown phone region {value!r}: use a code like RU, DE or US")
+        return region
+
+    @field_validator("company_name")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty (it is spoken in the survey)")
+        return value
+
+    @field_validator("sip_dial_template")
+    @classmethod
+    def _dial_template(cls, value: str) -> str:
+        _check_dial_template(value)
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str | None) -> str | None:
+        if value is not None:
+            _check_database_url(value)
+        return value
+
+    @field_validator("crm_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            _check_http_url(value)
+        return value
+
+    @field_validator("survey_texts", mode="before")
+    @classmethod
+    def _texts_json(cls, value: object) -> object:
+        return _decode_json(value, "a JSON object: locale -> prompt id -> text")
+
+    @field_validator("calendar_extra_holidays", "calendar_extra_working_days", mode="before")
+    @classmethod
+    def _iso_dates(cls, value: object) -> list[date]:
+        decoded = _decode_json(value, 'a JSON list of dates like ["2026-12-31"]')
+        if not isinstance(decoded, list):
+            raise ValueError('expected a JSON list of dates like ["2026-12-31"]')
+        return [_parse_iso_date(item) for item in decoded]
 
     @property
     def prompt_cache_dir(self) -> Path:
@@ -127,3 +196,105 @@ class Settings(BaseSettings):
     @property
     def database(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'ringback.db'}"
+
+
+def _check_webhook_secret(secret: str) -> None:
+    try:
+        Webhook(secret)
+    except Exception as exc:  # the package raises several kinds for unusable secrets
+        raise ValueError(f"not a Standard Webhooks secret (whsec_ + base64); {SECRET_HINT}") \
+            from exc
+
+
+def _check_production_secret(secret: str) -> None:
+    """`whsec_` + strict base64 of at least 24 bytes, and not a development secret."""
+    if secret in (DEV_WEBHOOK_SECRET, DEV_OUTBOUND_SECRET):
+        raise ValueError(f"production refuses the public development secret; {SECRET_HINT}")
+    if not secret.startswith(SECRET_PREFIX):
+        raise ValueError(f"must be whsec_ + base64 of random bytes; {SECRET_HINT}")
+    try:
+        key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+    except binascii.Error:
+        raise ValueError(f"not valid base64 after whsec_; {SECRET_HINT}") from None
+    if len(key) < MIN_SECRET_BYTES:
+        raise ValueError(
+            f"too short: production needs at least {MIN_SECRET_BYTES} random bytes; {SECRET_HINT}"
+        )
+
+
+def _check_zone(name: str) -> None:
+    if name.strip() == "localtime":
+        raise ValueError("name the zone (like Europe/Moscow): localtime depends on the host")
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}: use an IANA name like Europe/Moscow") \
+            from None
+
+
+def _check_dial_template(template: str) -> None:
+    """Only `{phone}` and `{digits}`, at least one of them, plain (no conversion or format)."""
+    try:
+        fields = [_field_text(name, conversion, spec)
+                  for _, name, spec, conversion in string.Formatter().parse(template)
+                  if name is not None]
+    except ValueError as exc:
+        raise ValueError(f"bad syntax ({exc}); write a literal brace as {{{{ or }}}}") from None
+    other = sorted(set(fields) - {f"{{{name}}}" for name in DIAL_PLACEHOLDERS})
+    if other:
+        raise ValueError(f"only {{phone}} and {{digits}} may be used, not {', '.join(other)}")
+    if not fields:
+        raise ValueError("must contain {phone} or {digits}, e.g. sip:{digits}@trunk.example.net")
+
+
+def _field_text(name: str, conversion: str | None, spec: str | None) -> str:
+    return "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") \
+        + "}"
+
+
+def _check_database_url(url: str) -> None:
+    """SQLite files and PostgreSQL through psycopg 3: the databases ringback is tested on."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ValueError(f"not a database URL: {DATABASE_HINT}") from None
+    driver = parsed.drivername
+    if driver == "postgresql+psycopg" or (
+        driver == "sqlite" and parsed.database not in (None, "", ":memory:")
+    ):
+        return
+    if driver == "sqlite":
+        raise ValueError("SQLite needs a file: write sqlite:///path/to/ringback.db")
+    if driver.startswith("postgres"):
+        raise ValueError(
+            f"{driver}:// is not supported: write postgresql+psycopg://user:password@host/db "
+            "(ringback uses the psycopg 3 driver)"
+        )
+    raise ValueError(f"{driver}:// is not supported (SQLite and PostgreSQL only): {DATABASE_HINT}")
+
+
+def _check_http_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+
+
+def _decode_json(value: object, expected: str) -> object:
+    """A value from the environment or `.env` is JSON text; one given in code is used as is."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON ({exc}): expected {expected}") from None
+
+
+def _parse_iso_date(value: object) -> date:
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise ValueError(f"bad date {value!r}: expected YYYY-MM-DD")

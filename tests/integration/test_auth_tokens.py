@@ -57,8 +57,9 @@ def test_cli_creates_a_token_that_authenticates(tmp_path: Path) -> None:
 def test_cli_token_create_refuses_an_unmigrated_database(tmp_path: Path) -> None:
     done = run_cli(["token", "create", "--role", "admin"], tmp_path / "data")
     assert done.returncode == 2
-    assert '"code": "database-not-migrated"' in done.stdout
-    assert "ringback db upgrade" in done.stdout
+    assert done.stdout == ""  # the error is the last line on stderr
+    assert '"code": "database-not-migrated"' in done.stderr.splitlines()[-1]
+    assert "ringback db upgrade" in done.stderr
 
 
 def test_tokens_are_stored_hashed_and_can_be_revoked(sessions: sessionmaker[Session]) -> None:
@@ -79,8 +80,13 @@ def test_tokens_are_stored_hashed_and_can_be_revoked(sessions: sessionmaker[Sess
         token_id = found.id
 
     with transaction(sessions) as session:
-        assert revoke_token(session, token_id) is True
-        assert revoke_token(session, token_id) is False
+        revoked = revoke_token(session, token_id)
+        assert revoked is not None and revoked.revoked_at is not None
+        revoked_at = revoked.revoked_at
+    with transaction(sessions) as session:
+        again = revoke_token(session, token_id)  # idempotent: the first revocation stands
+        assert again is not None and again.revoked_at == revoked_at
+        assert revoke_token(session, token_id + 100) is None
     with sessions() as session:
         assert authenticate(session, token) is None
         assert authenticate(session, other) is not None

@@ -34,8 +34,10 @@ def run_call(args: list[str], tmp_path: Path) -> tuple[int, dict[str, object], s
         )
     finally:
         block.release()
-    lines = done.stdout.strip().splitlines()
-    assert len(lines) == 1, (done.stdout, done.stderr[-3000:])  # exactly one JSON line
+    # Exactly one JSON line: the report on stdout, or an error ending stderr (exit 2).
+    lines = done.stdout.strip().splitlines() or done.stderr.strip().splitlines()[-1:]
+    assert len(lines) == 1, (done.stdout, done.stderr[-3000:])
+    assert (done.returncode == 2) == (not done.stdout), (done.stdout, done.stderr[-3000:])
     return done.returncode, json.loads(lines[0]), done.stderr
 
 
