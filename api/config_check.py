@@ -28,6 +28,7 @@ from infra.errors import InvalidSettings
 from infra.settings import SECRET_PREFIX, SECRET_SETTINGS, Settings
 from ivr.errors import FlowError
 from ivr.survey import survey_flow, survey_texts
+from telephony.inbound_policy import REFUSALS
 
 MASK = "***"
 UNSET = "(unset)"
@@ -104,6 +105,7 @@ def domain_problems(settings: Settings) -> list[Problem]:
         (("calendar_extra_holidays", "calendar_extra_working_days"), _extra_days),
         (("default_locale",), _default_locale),
         (("survey_texts",), _survey_overrides),
+        (("inbound_status",), _inbound_status),
     ]
     problems = []
     for names, check in checks:
@@ -129,6 +131,13 @@ def _default_locale(settings: Settings) -> str:
     except FlowError:
         raise ValueError(f"the survey has no texts for {settings.default_locale!r}: use one of "
                          f"{', '.join(sorted(flow.locales))}") from None
+
+
+def _inbound_status(settings: Settings) -> None:
+    if settings.inbound_status not in REFUSALS:
+        allowed = ", ".join(map(str, sorted(REFUSALS)))
+        raise ValueError(f"inbound calls can be refused with {allowed}, "
+                         f"not {settings.inbound_status}")
 
 
 def _survey_overrides(settings: Settings) -> dict[str, str]:

@@ -109,6 +109,14 @@ class Settings(BaseSettings):
     rtp_port_max: int = Field(29999, ge=1025, le=65535)
     sip_register_expires: int = Field(300, ge=10)
     ring_timeout_s: float = Field(30.0, gt=0, le=300)
+    max_hold_s: float = Field(60.0, gt=0, le=600, description="a held call is hung up after this")
+
+    # Inbound calls, until the inbound line exists: refused at once, or a message played.
+    inbound_status: int = Field(480, description="the final response to every inbound call")
+    inbound_retry_after_s: int | None = Field(300, ge=0, description="unset: no Retry-After")
+    inbound_message: str | None = Field(None, min_length=1, max_length=1000)
+    inbound_message_locale: str | None = Field(None, description="default: default_locale")
+    inbound_max_message_calls: int = Field(10, ge=1, le=1000)
 
     # Speech.
     tts_language: str = "en"

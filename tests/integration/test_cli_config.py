@@ -54,6 +54,7 @@ BAD_SETTINGS = [
     ({"calendar_timezone": "Europe/Moskow"}, "RINGBACK_CALENDAR_TIMEZONE: unknown time zone"),
     ({"default_locale": "de"}, "RINGBACK_DEFAULT_LOCALE: the survey has no texts for 'de'"),
     ({"default_region": "XX"}, "RINGBACK_DEFAULT_REGION: unknown phone region 'XX'"),
+    ({"inbound_status": "200"}, "RINGBACK_INBOUND_STATUS: inbound calls can be refused with"),
     ({"sip_dial_template": "sip:trunk.example.net"}, "RINGBACK_SIP_DIAL_TEMPLATE: must contain"),
     ({"sip_dial_template": "sip:{user}@trunk"}, "RINGBACK_SIP_DIAL_TEMPLATE: only {phone}"),
     ({"sip_dial_template": "sip:{phone@trunk"}, "RINGBACK_SIP_DIAL_TEMPLATE: bad syntax"),
