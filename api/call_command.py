@@ -10,7 +10,9 @@ from audio.prompts import EncodedPrompt, PromptCache
 from audio.tts import SpeechSynthesizer
 from infra.settings import Settings
 from telephony.sip.config import EngineConfig, SipAccount
+from telephony.sip.stack import dial_target
 from telephony.sip.ua import SipUserAgent
+from telephony.sip.uri import is_tel_uri, parse_tel_uri
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,14 @@ def engine_config_from(settings: Settings) -> EngineConfig:
     )
 
 
+def dial_string(settings: Settings, target: str) -> str:
+    """A `tel:` target (RFC 3966) is dialled as the service dials phone numbers: its number
+    through the dial template; anything else goes to the engine as given."""
+    if not is_tel_uri(target):
+        return target
+    return dial_target(settings.sip_dial_template, parse_tel_uri(target).phone)
+
+
 async def prepare_prompt(settings: Settings, request: TestCallRequest) -> EncodedPrompt | None:
     """Render or load the prompt before dialing: nobody waits for synthesis on the line."""
     cache = PromptCache(settings.prompt_cache_dir, SpeechSynthesizer())
@@ -74,12 +84,13 @@ async def prepare_prompt(settings: Settings, request: TestCallRequest) -> Encode
 
 
 async def run_test_call(settings: Settings, request: TestCallRequest) -> TestCallReport:
+    target = dial_string(settings, request.target)
     prompt = await prepare_prompt(settings, request)
     loop = asyncio.get_running_loop()
     async with SipUserAgent(account_from(settings), engine_config_from(settings)) as ua:
         started = loop.time()
         result = await ua.call(
-            request.target,
+            target,
             caller_id=request.caller_id,
             ring_timeout=request.ring_timeout_s or settings.ring_timeout_s,
         )

@@ -1,10 +1,11 @@
-"""Placing a call: INVITE with our offer, digest retry, ring timeout with CANCEL, ACK for 2xx."""
+"""Placing a call: INVITE with our offer, digest retry, ring timeout with CANCEL (only after a
+provisional response; Timer B decides before one), early answers, ACK for 2xx."""
 
 import asyncio
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Literal
 
@@ -30,6 +31,7 @@ _RESERVED_HEADERS = frozenset(
                  "Proxy-Authorization")
 )
 Headers = Sequence[tuple[str, str]]
+MAX_EARLY_DIALOGS = 16  # forks whose early SDP we keep for a 2xx without one
 
 
 @dataclass
@@ -60,15 +62,52 @@ class _Stop(Enum):
 
 @dataclass
 class _Attempt:
-    """The state of one INVITE while it rings."""
+    """The state of one INVITE transaction while it rings."""
 
     invite: Request
     destination: Address
     exchange: Exchange
+    timer_b_at: float  # when the transaction gives up if nothing at all came back
     provisional_seen: bool = False
-    cancel_reason: Outcome | None = None  # NO_ANSWER (ring timeout) or CANCELLED (we gave up)
-    cancel_sent: bool = False
+    cancel_reason: Outcome | None = None  # why we want out: NO_ANSWER (ring timeout), CANCELLED
+    cancel_deadline: float | None = None  # set when our CANCEL went out: after a 1xx only
     authenticated: bool = False
+    early_answers: dict[str, bytes] = field(default_factory=dict)  # To-tag → SDP of a 1xx
+
+    @property
+    def cancel_sent(self) -> bool:
+        return self.cancel_deadline is not None
+
+    @property
+    def given_up_as(self) -> Outcome:
+        """What an attempt we wanted out of reports: NO_ANSWER or CANCELLED."""
+        return self.cancel_reason or Outcome.CANCELLED
+
+    @property
+    def listens_for_abort(self) -> bool:
+        """Giving up counts until our CANCEL is out, even once the ring timeout passed."""
+        return not self.cancel_sent and self.cancel_reason is not Outcome.CANCELLED
+
+    def deadline(self, ring_deadline: float) -> float:
+        """Until when to wait: the ring timeout; once we want out but may not CANCEL before a
+        provisional response (RFC 3261 9.1), Timer B; after our CANCEL, its own wait."""
+        if self.cancel_deadline is not None:
+            return self.cancel_deadline
+        return ring_deadline if self.cancel_reason is None else self.timer_b_at
+
+    def note_provisional(self, response: Response) -> None:
+        """A 1xx: CANCEL is allowed from now on; its SDP is the answer of its early dialog
+        (RFC 3261 13.2.1, RFC 6337 3.1), kept for a 2xx of the same To-tag that has none."""
+        self.provisional_seen = True
+        tag = response.to_address.tag or ""
+        if response.body and tag not in self.early_answers and (
+            len(self.early_answers) < MAX_EARLY_DIALOGS
+        ):
+            self.early_answers[tag] = response.body
+
+    def answer_in(self, response: Response) -> bytes:
+        """The SDP answer a 2xx confirms: its own, else its early dialog's."""
+        return response.body or self.early_answers.get(response.to_address.tag or "", b"")
 
 
 class OutboundCall:
@@ -137,30 +176,26 @@ class OutboundCall:
     ) -> CallResult:
         loop = asyncio.get_running_loop()
         destination = await self._stack.resolve(self._stack.outbound_hop(self._target))
-        attempt = _Attempt(invite, destination, self._stack.endpoint.send_request(invite,
-                                                                               destination))
+        attempt = self._send(invite, destination)
         ring_deadline = started + self._ring_timeout
-        cancel_deadline: float | None = None
 
         def result(outcome: Outcome, status: int | None, reason: str) -> CallResult:
             return CallResult(outcome, status, reason, invite.call_id, loop.time() - started)
 
         while True:
-            deadline = cancel_deadline if attempt.cancel_reason else ring_deadline
-            response = await self._next_response(attempt, deadline)
-            if response is _Stop.DEADLINE:
-                if attempt.cancel_reason is not None:  # CANCEL sent, still no final: give up
-                    self._stack.endpoint.forget(attempt.exchange)
-                    return result(attempt.cancel_reason, None, "no final response after CANCEL")
-                attempt.cancel_reason = Outcome.NO_ANSWER
+            response = await self._next_response(attempt, attempt.deadline(ring_deadline))
+            if response is _Stop.DEADLINE and attempt.cancel_reason is None:
+                attempt.cancel_reason = Outcome.NO_ANSWER  # the ring timeout
+            elif response is _Stop.DEADLINE or response is None:
+                # None: Timer B, or our endpoint closed; the deadline: Timer B's time (its
+                # event not in yet), or no final response within 64*T1 after our CANCEL.
+                timed_out = response is _Stop.DEADLINE or attempt.exchange.transaction.terminated
+                self._stack.endpoint.forget(attempt.exchange)
+                return result(*self._unanswered(attempt, timed_out))
             elif response is _Stop.ABORTED:
                 attempt.cancel_reason = Outcome.CANCELLED
-            elif response is None:
-                if attempt.cancel_reason is not None:
-                    return result(attempt.cancel_reason, None, "cancelled")
-                return result(Outcome.UNREACHABLE, 408, "no response (Timer B)")
             elif response.status < 200:
-                attempt.provisional_seen = True
+                attempt.note_provisional(response)
             elif response.status < 300:
                 return await self._answered(attempt, response, local, stream, started)
             elif response.status in (401, 407) and not attempt.authenticated:
@@ -176,22 +211,35 @@ class OutboundCall:
                 return result(outcome, response.status, response.reason)
             if attempt.cancel_reason and attempt.provisional_seen and not attempt.cancel_sent:
                 self._send_cancel(attempt)
-                cancel_deadline = loop.time() + self._stack.config.timers.timeout
 
-    async def _next_response(
-        self, attempt: _Attempt, deadline: float | None
-    ) -> Response | _Stop | None:
+    @staticmethod
+    def _unanswered(attempt: _Attempt, timed_out: bool) -> tuple[Outcome, int | None, str]:
+        """How an attempt that got no final response ended. Without a CANCEL out (none can go
+        before a provisional), a timeout is Timer B's, whatever we wanted by then."""
+        if attempt.cancel_sent:
+            return attempt.given_up_as, None, "no final response after CANCEL"
+        if timed_out:
+            return Outcome.UNREACHABLE, 408, "no response (Timer B)"
+        return attempt.given_up_as, None, "the user agent stopped"
+
+    def _send(self, invite: Request, destination: Address, *, authenticated: bool = False,
+              cancel_reason: Outcome | None = None) -> _Attempt:
+        """A new INVITE transaction: it starts with no provisional response seen."""
+        endpoint = self._stack.endpoint
+        timer_b_at = endpoint.now + self._stack.config.timers.timeout
+        return _Attempt(invite, destination, endpoint.send_request(invite, destination),
+                        timer_b_at, cancel_reason=cancel_reason, authenticated=authenticated)
+
+    async def _next_response(self, attempt: _Attempt, deadline: float) -> Response | _Stop | None:
         """A response, None when the INVITE transaction timed out, or why we stopped waiting."""
         loop = asyncio.get_running_loop()
-        if deadline is None:  # CANCEL wanted but no provisional yet: only Timer B can end it
-            deadline = loop.time() + self._stack.config.timers.timeout
         wait_s = max(0.0, deadline - loop.time())
         response = asyncio.ensure_future(attempt.exchange.next(wait_s + 1))
         aborted = asyncio.ensure_future(self._aborted.wait())
         waiters: set[asyncio.Future[Response | None] | asyncio.Future[Literal[True]]] = {
             response
         }
-        if attempt.cancel_reason is None:
+        if attempt.listens_for_abort:
             waiters.add(aborted)
         try:
             await asyncio.wait(waiters, timeout=wait_s, return_when=asyncio.FIRST_COMPLETED)
@@ -201,7 +249,7 @@ class OutboundCall:
                 response.cancel()
         if response.done() and not response.cancelled() and response.exception() is None:
             return response.result()
-        if attempt.cancel_reason is None and self._aborted.is_set():
+        if attempt.listens_for_abort and self._aborted.is_set():
             return _Stop.ABORTED
         return _Stop.DEADLINE
 
@@ -228,9 +276,8 @@ class OutboundCall:
                 password=account.password,
             ),
         )
-        exchange = self._stack.endpoint.send_request(retry, attempt.destination)
-        return _Attempt(retry, attempt.destination, exchange, attempt.provisional_seen,
-                        attempt.cancel_reason, authenticated=True)
+        return self._send(retry, attempt.destination, authenticated=True,
+                          cancel_reason=attempt.cancel_reason)
 
     def _send_cancel(self, attempt: _Attempt) -> None:
         """RFC 3261 9.1: same Request-URI, Call-ID, From, To, CSeq number, Via and Route."""
@@ -241,7 +288,7 @@ class OutboundCall:
             cancel.headers.remove(name)
         cancel.headers.set("CSeq", f"{invite.cseq[0]} CANCEL")
         self._stack.endpoint.send_request(cancel, attempt.destination)
-        attempt.cancel_sent = True
+        attempt.cancel_deadline = self._stack.endpoint.now + self._stack.config.timers.timeout
 
     async def _answered(
         self,
@@ -262,16 +309,18 @@ class OutboundCall:
         stack.dialogs[dialog.key] = call
         setup_s = loop.time() - started
         call_id = attempt.invite.call_id
-        if attempt.cancel_reason is not None:  # answered as we cancelled: too late for us
+        if attempt.cancel_sent or attempt.cancel_reason is Outcome.CANCELLED:  # too late for us
             await call.hangup()
-            return CallResult(attempt.cancel_reason, 200, "answered after CANCEL", call_id,
-                              setup_s)
+            reason = "answered after CANCEL" if attempt.cancel_sent else "answered after we gave up"
+            return CallResult(attempt.given_up_as, response.status, reason, call_id, setup_s)
+        answer = attempt.answer_in(response)
         try:
-            call.start_media(local.accept_answer(response.body))
+            call.start_media(local.accept_answer(answer))
         except SdpError as exc:
             await call.hangup()
             call.end_reason = EndReason.BAD_ANSWER
-            return CallResult(Outcome.FAILED, 200, f"unusable SDP answer: {exc}", call_id,
+            problem = exc if answer else "none in the 2xx nor in an early 1xx of its dialog"
+            return CallResult(Outcome.FAILED, 200, f"unusable SDP answer: {problem}", call_id,
                               setup_s)
         return CallResult(Outcome.ANSWERED, response.status, response.reason, call_id, setup_s,
                           call)

@@ -12,12 +12,18 @@ from telephony.sip.errors import CallError
 from telephony.sip.headers import Headers
 from telephony.sip.message import Request, Response, make_response
 from telephony.sip.transaction import ServerTransaction
-from telephony.sip.uri import SipUri, bare_host, parse_uri
+from telephony.sip.uri import SipUri, bare_host, is_tel_uri, parse_uri
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"
 RESOLVE_TIMEOUT_S = 5.0
 
 DialogKey = tuple[str, str, str]  # Call-ID, local tag, remote tag
+
+
+def dial_target(template: str, phone: str) -> str:
+    """What a dial template (`RINGBACK_SIP_DIAL_TEMPLATE`) makes of a phone number: `{phone}`
+    as given, `{digits}` without its `+`."""
+    return template.format(phone=phone, digits=phone.lstrip("+"))
 
 
 class DialogUser(Protocol):
@@ -61,8 +67,12 @@ class Stack:
         return f"{display}<sip:{user}@{self.domain}>"
 
     def target_uri(self, target: str) -> SipUri:
-        """`sip:user@host`, `user@host` or a bare user / number (then at our domain)."""
+        """`sip:user@host`, `user@host` or a bare user / number (then at our domain). A `tel:`
+        URI names no host: the service turns its number into a target with the dial template."""
         text = target.strip()
+        if is_tel_uri(text):
+            raise CallError(f"{text!r} has no host to call: dial its number through the dial "
+                            "template (RINGBACK_SIP_DIAL_TEMPLATE)")
         if not text.lower().startswith(("sip:", "sips:")):
             text = "sip:" + (text if "@" in text else f"{text}@{self.domain}")
         return parse_uri(text)

@@ -11,9 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
-from telephony.sip.errors import LocalProtocolError
+from telephony.sip.errors import LocalProtocolError, SipParseError
 from telephony.sip.headers import Headers
-from telephony.sip.message import Datagram, Message, Request, Response
+from telephony.sip.message import Datagram, Message, Request, Response, reply_to_malformed
+from telephony.sip.uri import Via
 
 Address = tuple[str, int]
 
@@ -217,7 +218,7 @@ class ServerTransaction(_Transaction):
     ) -> None:
         super().__init__(timers, send, emit)
         self.request = request
-        self.reply_to = _response_address(request, source)
+        self.reply_to = _response_address(request.top_via, source)
         self.is_invite = request.method == "INVITE"
         self.state = State.PROCEEDING if self.is_invite else State.TRYING
         self.last_response: Response | None = None
@@ -268,9 +269,8 @@ class ServerTransaction(_Transaction):
             self._terminate()
 
 
-def _response_address(request: Request, source: Address) -> Address:
+def _response_address(via: Via, source: Address) -> Address:
     """RFC 3261 18.2.2 with RFC 3581: answer where the request came from when rport asks."""
-    via = request.top_via
     if "rport" in via.params:
         return source
     # The host is always the packet's source (what we would write as `received`); a `received`
@@ -338,6 +338,14 @@ class TransactionLayer:
         """Forget an INVITE whose CANCEL was never answered (RFC 3261 9.1: after 64*T1)."""
         transaction._terminate()  # its timers go too: next_deadline() must not wake for it
         self._forget(transaction)
+
+    def reject_malformed(self, data: bytes, error: SipParseError, source: Address) -> None:
+        """Answer a datagram `parse_message` refused, statelessly, with a 400 naming the problem
+        when it was a request with a usable Via; anything else is dropped, as RFC 3261 says of
+        malformed responses."""
+        response = reply_to_malformed(data, error)
+        if response is not None:
+            self.send_stateless(response.to_bytes(), _response_address(response.top_via, source))
 
     def find_server(self, request: Request) -> ServerTransaction | None:
         """The server transaction a request belongs to; for a CANCEL, the INVITE it cancels.

@@ -3,7 +3,7 @@
 import re
 from dataclasses import dataclass, field, replace
 
-from telephony.sip.errors import SipParseError
+from telephony.sip.errors import CallError, SipParseError
 from telephony.sip.headers import scan_quoted
 
 DEFAULT_SIP_PORT = 5060
@@ -13,6 +13,13 @@ _VIA_PROTOCOL = re.compile(
     r"^\s*SIP\s*/\s*2\.0\s*/\s*([A-Za-z0-9\-.!%*_+`'~]+)\s+(.*)$", re.IGNORECASE | re.DOTALL
 )
 _PORT = re.compile(r"[0-9]{1,5}")
+# RFC 3966 3: global numbers start with "+" and hold a digit; local ones hold a hex digit, "*" or
+# "#"; both may carry visual separators.
+_TEL_GLOBAL = re.compile(r"\+[0-9\-.()]*[0-9][0-9\-.()]*")
+_TEL_LOCAL = re.compile(r"[0-9A-Fa-f*#\-.()]*[0-9A-Fa-f*#][0-9A-Fa-f*#\-.()]*")
+_TEL_PARAM_NAME = re.compile(r"[A-Za-z0-9\-]+")
+_TEL_PARAM_VALUE = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()\[\]/:&+$]|%[0-9A-Fa-f]{2})+")
+_VISUAL_SEPARATORS = str.maketrans("", "", "-.()")
 
 
 def _parse_params(text: str) -> dict[str, str | None]:
@@ -131,6 +138,48 @@ def parse_uri(text: str) -> SipUri:
 
 
 @dataclass(frozen=True)
+class TelUri(SipUri):
+    """An RFC 3966 `tel:` URI, as trunks put in From and To: the number in `user` (visual
+    separators kept, so it prints back as it came) and its parameters, no host.
+
+    A `SipUri` so that everything written for From and To URIs carries it; nothing can be sent
+    to it, and `host_port` says so with a `CallError`.
+    """
+
+    @property
+    def phone(self) -> str:
+        """The number without visual separators: `+7-999-123-45-67` → `+79991234567`."""
+        return (self.user or "").translate(_VISUAL_SEPARATORS)
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        raise CallError(f"{self} names no host to send to")
+
+    def __str__(self) -> str:
+        return f"tel:{self.user}{_format_params(self.params)}"
+
+
+def is_tel_uri(text: str) -> bool:
+    return text.strip().lower().startswith("tel:")
+
+
+def parse_tel_uri(text: str) -> TelUri:
+    """`tel:+7-999-123-45-67`, `tel:1234;phone-context=example.com;ext=5` (RFC 3966)."""
+    if not is_tel_uri(text):
+        raise SipParseError(f"not a tel URI: {text!r}")
+    number, _, param_text = text.strip()[4:].partition(";")
+    if not (_TEL_GLOBAL.fullmatch(number) or _TEL_LOCAL.fullmatch(number)):
+        raise SipParseError(f"bad telephone number in {text!r}")
+    params = _parse_params(param_text)
+    for name, value in params.items():
+        if not _TEL_PARAM_NAME.fullmatch(name) or not (
+            value is None or _TEL_PARAM_VALUE.fullmatch(value)
+        ):
+            raise SipParseError(f"bad parameter {name!r} in {text!r}")
+    return TelUri(host="", user=number, scheme="tel", params=params)
+
+
+@dataclass(frozen=True)
 class Address:
     """A name-addr or addr-spec with header parameters: `"Ann" <sip:ann@h>;tag=1`."""
 
@@ -163,7 +212,9 @@ def _unquote(text: str) -> str:
     return re.sub(r"\\(.)", r"\1", text[1:-1], flags=re.S)
 
 
-def parse_address(text: str) -> Address:
+def parse_address(text: str, *, allow_tel: bool = False) -> Address:
+    """A name-addr or addr-spec; `allow_tel` lets its URI be a `tel:` URI (From and To: RFC
+    3261 20.20 / 20.39), where routing headers (Contact, Route) need a SIP URI."""
     text = text.strip()
     display: str | None = None
     start = _angle_start(text)
@@ -181,7 +232,8 @@ def parse_address(text: str) -> Address:
         # addr-spec: parameters after the URI belong to the header, not the URI.
         uri_text, _, params = text.partition(";")
         params = ";" + params if params else ""
-    return Address(uri=parse_uri(uri_text), display_name=display, params=_parse_params(params))
+    uri = parse_tel_uri(uri_text) if allow_tel and is_tel_uri(uri_text) else parse_uri(uri_text)
+    return Address(uri=uri, display_name=display, params=_parse_params(params))
 
 
 @dataclass(frozen=True)
