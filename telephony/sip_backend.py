@@ -12,6 +12,7 @@ from telephony.flow_runner import FlowRunner
 from telephony.outcomes import Outcome
 from telephony.sip.call import MAX_HOLD_S
 from telephony.sip.dialog_state import InvalidDialogState
+from telephony.sip.stack import dial_target
 from telephony.sip.ua import SipUserAgent
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class SipBackend:
         self._max_hold_s = max_hold_s
 
     def target(self, phone: str) -> str:
-        return self._dial_template.format(phone=phone, digits=phone.lstrip("+"))
+        return dial_target(self._dial_template, phone)
 
     async def prepare(self, flow: str, locale: str, params: dict[str, str]) -> None:
         await self._render(self._sessions(flow, locale, params))

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from telephony.sip.dialog import Dialog
 from telephony.sip.errors import SipError, SipParseError
-from telephony.sip.uri import SipUri, parse_address, parse_uri
+from telephony.sip.uri import Address, SipUri, parse_address, parse_uri
 
 STATE_VERSION = 1
 MAX_CSEQ = 2**31 - 1  # RFC 3261 8.1.1.5
@@ -156,11 +156,16 @@ def _parsed(key: str, value: str, parse: Callable[[str], T]) -> T:
         raise InvalidDialogState(f"{key} is not readable: {exc}") from exc
 
 
+def _party(text: str) -> Address:
+    """A From / To value: a trunk may name its parties with tel: URIs."""
+    return parse_address(text, allow_tel=True)
+
+
 def _check_identity(state: DialogState) -> None:
     """Our tag is never empty; each address carries the tag the state names."""
     if not state.call_id or not state.local_tag:
         raise InvalidDialogState("call_id and local_tag must not be empty")
-    local = _parsed("local_address", state.local_address, parse_address)
-    remote = _parsed("remote_address", state.remote_address, parse_address)
+    local = _parsed("local_address", state.local_address, _party)
+    remote = _parsed("remote_address", state.remote_address, _party)
     if (local.tag or "") != state.local_tag or (remote.tag or "") != state.remote_tag:
         raise InvalidDialogState("the addresses' tags do not match local_tag / remote_tag")

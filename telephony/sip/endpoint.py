@@ -190,7 +190,9 @@ class SipEndpoint:
             message = parse_message(data)
         except SipParseError as exc:
             self.dropped_datagrams += 1
-            log.info("dropped a malformed SIP datagram from %s:%s: %s", *source, exc)
+            log.info("malformed SIP datagram from %s:%s: %s", *source, exc)
+            self.layer.reject_malformed(data, exc, source)  # a 400 when it has a usable Via
+            self._flush()
             return
         self._dispatch(self.layer.receive(message, source, self.now))
         self._flush()

@@ -207,6 +207,7 @@ class OutboundCall:
                 outcome = outcome_for_status(
                     response.status,
                     cancelled_by_ring_timeout=attempt.cancel_reason is Outcome.NO_ANSWER,
+                    rang=attempt.provisional_seen,
                 )
                 return result(outcome, response.status, response.reason)
             if attempt.cancel_reason and attempt.provisional_seen and not attempt.cancel_sent:

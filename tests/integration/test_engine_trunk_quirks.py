@@ -170,8 +170,6 @@ async def test_an_early_answer_carries_the_call_and_its_audio(
 # --- a NUL byte in a header ----------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="telephony/sip/endpoint.py must hand refused datagrams to "
-                   "TransactionLayer.reject_malformed (issue 8: change asked of its owner)")
 async def test_a_nul_in_a_header_gets_a_400_naming_it(rtp_ports: PortBlock) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
