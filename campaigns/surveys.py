@@ -14,6 +14,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from campaigns.calendar import BusinessCalendar, parse_zone
 from campaigns.calling_window import CallingWindow, Dropped
+from campaigns.client_zone import client_zone
 from campaigns.contact_rules import COUNTED, ContactCap, lock_client
 from campaigns.deadlines import low_score_deadline
 from campaigns.events import CallCompletedData
@@ -102,7 +103,7 @@ class Surveys:
         """Queue (or skip, or drop) the survey for one finished support call."""
         now = self.clock()
         policy = self.policy
-        zone_name = data.timezone or policy.default_timezone
+        zone = client_zone(data.timezone, data.phone, policy.default_timezone)
         due = data.ended_at + policy.delay
         job = Job(
             id=str(uuid.uuid4()),
@@ -110,10 +111,11 @@ class Surveys:
             source_event_id=event_id,
             client_id=data.client_id,
             phone=data.phone,
-            timezone=zone_name,
+            timezone=zone.name,
             locale=data.locale or policy.default_locale,
             context={"call_id": data.call_id, "agent_id": data.agent_id, "queue": data.queue,
-                     "ended_at": _iso(data.ended_at), "duration_s": data.duration_s},
+                     "ended_at": _iso(data.ended_at), "duration_s": data.duration_s,
+                     "timezone_source": zone.source},
             due_at=due,
             not_before=due,
             not_after=due + policy.max_lateness,
@@ -134,7 +136,7 @@ class Surveys:
             log.info("survey for call %s skipped: %s", data.call_id, skip)
             _insert(session, job)
             return job
-        plan = self.window.schedule(due, parse_zone(zone_name), policy.max_lateness)
+        plan = self.window.schedule(due, parse_zone(zone.name), policy.max_lateness)
         if isinstance(plan, Dropped):
             session.add(job)  # the rare path writes more rows: let the ORM order them
             self._unanswered(session, job, plan.reason, now)
