@@ -3,11 +3,12 @@
 A flow is a set of steps, each named by an id, entered at `start`:
 
 - `Message` speaks one prompt, then goes to `next` (or hangs up when `next` is None). It cannot be
-  cut short by a key.
+  cut short by a key, and keys pressed while it plays are ignored.
 - `Menu` speaks a question and waits for one key. A key among `choices` records the choice's
   outcome (if any) and goes to its `next`. A wrong key or `no_input_timeout_s` of silence after
   the question asks again (after the optional `invalid_prompt` / `no_input_prompt`), at most
-  `max_repeats` times; then the flow goes to `exhausted`. Keys cut its prompts short (barge-in).
+  `max_repeats` times; then the flow goes to `exhausted`. Only keys pressed once its question
+  has started count, and they cut its prompts short (barge-in).
 
 Prompts are named by stable ids ("survey.question"); their texts are templates per locale, with
 `{name}` placeholders filled when a call's texts are resolved (`Flow.texts`). Every text a flow

@@ -12,10 +12,10 @@ actions it gets back (`ivr.actions`), in order. The contract with the backend:
   already cancelled) is ignored, as is any event that does not fit the session's state.
 
 Decisions:
-- Keys only cut menu prompts (the question and its apologies); messages (greeting, thanks,
-  goodbye) always play to the end. The last key pressed during a message is kept: if the next
-  menu accepts it, it is that menu's answer at once and the question is not played; otherwise it
-  is dropped (the caller had not heard the question yet, so it does not count as a wrong key).
+- Only keys pressed once a menu's question has started count: they cut the menu's prompts (the
+  question and its apologies). Keys pressed during a message (greeting, thanks, goodbye) are
+  ignored, neither an answer nor a wrong key: the caller has not heard the question yet (or has
+  already answered it). Messages always play to the end.
 - A menu asks at most `1 + max_repeats` times. On the last failure the apology is skipped and the
   flow goes straight to `exhausted`, recording `invalid` if any wrong key was pressed in this menu,
   else `no_input`.
@@ -73,7 +73,6 @@ class Session:
         self._timers_started = 0
         self._failures = 0  # of the current menu
         self._wrong_key = False  # a key not among the current menu's choices was pressed
-        self._early_key: str | None = None  # last key pressed during a message
 
     @property
     def texts(self) -> dict[str, str]:
@@ -118,8 +117,7 @@ class Session:
 
     def _digit(self, key: str, at: float) -> list[Action]:
         step = self._step
-        if isinstance(step, Message):
-            self._early_key = key
+        if isinstance(step, Message):  # no question is open: the key does not count
             return []
         actions = self._stop_listening()
         choice = step.choices.get(key)
@@ -173,13 +171,9 @@ class Session:
             self._finish()
             return [*actions, Hangup()]
         step = self._step = self.flow.step(step_id)
-        if isinstance(step, Message):
-            return [self._play(step.prompt)]
-        self._failures = 0
-        self._wrong_key = False
-        early, self._early_key = self._early_key, None
-        if early is not None and early in step.choices:
-            return self._choose(step.choices[early], at)
+        if isinstance(step, Menu):
+            self._failures = 0
+            self._wrong_key = False
         return [self._play(step.prompt)]
 
     def _choose(self, choice: Choice, at: float) -> list[Action]:

@@ -272,30 +272,35 @@ def test_wrong_key_cutting_the_question_is_not_mistaken_for_its_end() -> None:
     assert line.finish() == [StartTimer("menu.no_input.1", 5.0)]
 
 
-def test_key_during_greeting_is_the_answer_once_the_question_starts() -> None:
+def test_key_during_greeting_is_ignored_and_the_question_is_played() -> None:
     line = Line(survey())
     line.answer()
     assert line.press("5") == []  # the greeting is not cut
     assert line.playing is not None and line.playing.prompt_id == GREETING
-    actions = line.finish()
-    assert actions == [
-        RecordResult(Result("score", 5, line.now)),
-        Play(THANKS, "Thank you for your answer!", barge_in=False),
-    ]
-    line.play_out()
-    assert line.played == [GREETING, THANKS, GOODBYE]
+    assert line.finish() == [Play(QUESTION, line.session.texts[QUESTION], barge_in=True)]
+    assert line.finish() == [StartTimer("question.no_input.1", TIMEOUT)]
+    assert line.results == []
+    assert line.session.result is None
 
 
-def test_last_key_during_greeting_wins() -> None:
+def test_only_the_key_after_the_question_starts_is_the_score() -> None:
     line = Line(survey())
     line.answer()
     line.press("5")
-    line.press("2")
-    line.finish()
-    assert line.results[0].value == 2
+    line.press("1")
+    line.finish()  # greeting: the question starts
+    assert line.press("2") == [
+        StopPlayback(),
+        RecordResult(Result("score", 2, line.now)),
+        Play(THANKS, "Thank you for your answer!", barge_in=False),
+    ]
+    pressed_at = line.now
+    line.play_out()
+    assert line.results == [Result("score", 2, pressed_at)]
+    assert line.played == [GREETING, QUESTION, THANKS, GOODBYE]
 
 
-def test_wrong_key_during_greeting_is_dropped_not_counted() -> None:
+def test_wrong_key_during_greeting_is_not_counted_as_wrong() -> None:
     line = Line(survey())
     line.answer()
     line.press("0")
@@ -310,6 +315,18 @@ def test_wrong_key_during_greeting_is_dropped_not_counted() -> None:
     line.wait()
     assert line.played.count(QUESTION) == 3
     assert line.results[0].outcome == NO_INPUT
+
+
+def test_keys_during_thanks_and_goodbye_change_nothing() -> None:
+    line = answered_survey()
+    line.press("4")
+    scored = line.results[0]
+    assert line.playing is not None and line.playing.prompt_id == THANKS
+    assert line.press("1") == []
+    line.finish()
+    assert line.press("#") == []
+    assert line.finish() == [Hangup()]
+    assert line.results == [scored] and scored.value == 4
 
 
 def test_hang_up_mid_question_records_hung_up_and_nothing_else() -> None:
