@@ -30,6 +30,7 @@ from campaigns.dispatcher import Dispatcher, DispatchLimits, Recovered
 from campaigns.intake import Intake
 from campaigns.models import Job, JobStatus
 from campaigns.outbox import OutboxDelivery, pending_summary
+from campaigns.retention import RetentionPolicy, RetentionPurge
 from campaigns.survey_policy import SurveyPolicy
 from campaigns.surveys import Surveys
 from infra.db import DatabaseThreads, make_engine, make_sessions, transaction, utcnow
@@ -160,6 +161,13 @@ def build_policy(settings: Settings) -> SurveyPolicy:
     )
 
 
+def build_retention(settings: Settings) -> RetentionPolicy | None:
+    """None when RINGBACK_RETENTION_DAYS is unset: everything is kept."""
+    if settings.retention_days is None:
+        return None
+    return RetentionPolicy(settings.retention_days, timedelta(days=settings.survey_period_days))
+
+
 def session_factory(settings: Settings) -> Callable[[str, str, dict[str, str]], IvrSession]:
     def make(flow: str, locale: str, params: dict[str, str]) -> IvrSession:
         if flow != "survey":
@@ -284,4 +292,9 @@ def _scheduler(settings: Settings, services: Services) -> AsyncIOScheduler:
     ]
     for name, tick, seconds in ticks:
         scheduler.add_job(services.observed(name, tick), "interval", seconds=seconds, id=name)
+    retention = build_retention(settings)
+    if retention is not None:  # daily, and once at start
+        purge = RetentionPurge(services.sessions, retention, run_blocking=services.database.run)
+        scheduler.add_job(services.observed("retention", purge.tick), "interval", days=1,
+                          id="retention", next_run_time=utcnow())
     return scheduler

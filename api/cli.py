@@ -23,12 +23,13 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.app import create_app
+from api.app import build_retention, create_app
 from api.call_command import TestCallRequest, run_test_call
 from api.config_check import check_settings, load_settings, mask_url, render
 from api.tokens import ApiToken, Role, create_token, list_tokens, revoke_token
 from audio.errors import AudioError
-from infra.db import make_engine, make_sessions, transaction
+from campaigns.retention import purge
+from infra.db import make_engine, make_sessions, transaction, utcnow
 from infra.errors import InfraError, PortUnavailable
 from infra.logs import configure_logging
 from infra.migrate import check_up_to_date, current_revision, head_revision, upgrade
@@ -68,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("upgrade", help="migrate to the newest schema; prints the revision")
     db_commands.add_parser("current", help="print the schema revision and the newest one")
+    db_commands.add_parser(
+        "purge", help="blank the phone numbers of jobs finished before RINGBACK_RETENTION_DAYS"
+    )
 
     token = commands.add_parser("token", help="API tokens")
     token_commands = token.add_subparsers(dest="token_command", required=True)
@@ -135,9 +139,22 @@ def _db(args: argparse.Namespace, settings: Settings) -> int:
     if args.db_command == "upgrade":
         upgrade(url)
         _print_json({"revision": current_revision(url)})
+    elif args.db_command == "purge":
+        return _purge(settings)
     else:
         current, head = current_revision(url), head_revision()
         _print_json({"revision": current, "head": head, "up_to_date": current == head})
+    return 0
+
+
+def _purge(settings: Settings) -> int:
+    retention = build_retention(settings)
+    if retention is None:
+        return _error("invalid-settings", "RINGBACK_RETENTION_DAYS is not set: everything is "
+                      "kept, nothing to purge")
+    cutoff = retention.cutoff(utcnow())
+    counts = _in_transaction(settings, lambda session: purge(session, cutoff))
+    _print_json({"cutoff": cutoff.isoformat(), "purged": counts})
     return 0
 
 

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     instance_name: str | None = Field(
         None, max_length=80, description="default: <hostname>:<http_port>; unique per instance"
     )
+    retention_days: int | None = Field(
+        None, ge=1, description="phone numbers of finished jobs purged after this; unset: kept"
+    )
 
     # The CRM: its webhook secret (inbound), where our events go and how they are signed.
     crm_webhook_secret: SecretStr = SecretStr(DEV_WEBHOOK_SECRET)
