@@ -11,7 +11,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-PACKAGES=(kamailio sip-tester baresip espeak-ng sox tshark postgresql)
+PACKAGES=(kamailio sip-tester baresip espeak-ng sox tshark postgresql php-cli)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then
