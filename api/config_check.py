@@ -29,6 +29,7 @@ from infra.settings import SECRET_PREFIX, SECRET_SETTINGS, Settings
 from ivr.errors import FlowError
 from ivr.survey import survey_flow, survey_texts
 from telephony.inbound_policy import REFUSALS
+from telephony.sip.ua import call_capacity
 
 MASK = "***"
 UNSET = "(unset)"
@@ -106,6 +107,7 @@ def domain_problems(settings: Settings) -> list[Problem]:
         (("default_locale",), _default_locale),
         (("survey_texts",), _survey_overrides),
         (("inbound_status",), _inbound_status),
+        (("channel_limit", "rtp_port_min", "rtp_port_max"), _room_for_channels),
     ]
     problems = []
     for names, check in checks:
@@ -131,6 +133,18 @@ def _default_locale(settings: Settings) -> str:
     except FlowError:
         raise ValueError(f"the survey has no texts for {settings.default_locale!r}: use one of "
                          f"{', '.join(sorted(flow.locales))}") from None
+
+
+def _room_for_channels(settings: Settings) -> None:
+    """Every channel needs an RTP port (and a descriptor): a call beyond the room fails at once
+    and burns a client's attempt."""
+    room = call_capacity((settings.rtp_port_min, settings.rtp_port_max))
+    if settings.channel_limit > room:
+        raise ValueError(
+            f"{settings.channel_limit} channels need {settings.channel_limit} even RTP ports and "
+            f"descriptors; RTP ports {settings.rtp_port_min}-{settings.rtp_port_max} and "
+            f"`ulimit -n` leave room for {room} calls: widen the range, raise the limit, or "
+            f"lower RINGBACK_CHANNEL_LIMIT")
 
 
 def _inbound_status(settings: Settings) -> None:

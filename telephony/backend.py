@@ -29,8 +29,13 @@ class CallReport:
 
 
 class CallProgress(Protocol):
-    """What a backend reports while the call is still up, for campaigns to store at once.
-    Both return immediately: storing happens in the background, the call goes on."""
+    """The call's pacing, and what a backend reports while the call is still up, for
+    campaigns to store at once (`answered` and `recorded` return immediately: storing happens
+    in the background, the call goes on)."""
+
+    async def dial_slot(self) -> None:
+        """Wait for this call's place in the shared calls-per-second budget; the backend calls
+        it right before the call goes out (after any preparation), so lateness stays small."""
 
     def answered(self, dialog: Mapping[str, Any]) -> None:
         """The call was answered; `dialog` (JSON) is what `end_orphan` needs to hang it up."""

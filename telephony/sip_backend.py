@@ -45,6 +45,10 @@ class SipBackend:
         self._ring_timeout_s = ring_timeout_s
         self._max_hold_s = max_hold_s
 
+    def ready(self) -> bool:
+        """Whether a call placed now can get through (the SIP registration is current)."""
+        return self._ua.ready()
+
     def target(self, phone: str) -> str:
         return dial_target(self._dial_template, phone)
 
@@ -54,6 +58,7 @@ class SipBackend:
     async def run(self, call: FlowCall, progress: CallProgress) -> CallReport:
         session = self._sessions(call.flow, call.locale, call.params)
         prompts = await self._render(session)  # before dialing: nobody waits for speech
+        await progress.dial_slot()
         result = await self._ua.call(self.target(call.phone), ring_timeout=self._ring_timeout_s)
         if result.call is None:
             return CallReport(result.outcome, result.sip_status, result.call_id,

@@ -55,6 +55,8 @@ BAD_SETTINGS = [
     ({"default_locale": "de"}, "RINGBACK_DEFAULT_LOCALE: the survey has no texts for 'de'"),
     ({"default_region": "XX"}, "RINGBACK_DEFAULT_REGION: unknown phone region 'XX'"),
     ({"inbound_status": "200"}, "RINGBACK_INBOUND_STATUS: inbound calls can be refused with"),
+    ({"channel_limit": "20", "rtp_port_min": "30000", "rtp_port_max": "30019"},
+     "20 channels need 20 even RTP ports and descriptors"),
     ({"sip_dial_template": "sip:trunk.example.net"}, "RINGBACK_SIP_DIAL_TEMPLATE: must contain"),
     ({"sip_dial_template": "sip:{user}@trunk"}, "RINGBACK_SIP_DIAL_TEMPLATE: only {phone}"),
     ({"sip_dial_template": "sip:{phone@trunk"}, "RINGBACK_SIP_DIAL_TEMPLATE: bad syntax"),

@@ -18,11 +18,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigns.contact_rules import ContactCap, contacted_recently, lock_client
-from campaigns.dispatcher import Dispatcher, DispatchLimits
+from campaigns.dial_budget import lock_budget
+from campaigns.dispatcher import Claimed, Dispatcher, DispatchLimits, RunningCall
 from campaigns.events import parse_event
 from campaigns.intake import Intake
-from campaigns.models import CallAttempt, CallbackTask, Job, JobStatus, OutboxEvent
-from infra.db import transaction
+from campaigns.models import CallAttempt, CallbackTask, DialBudget, Job, JobStatus, OutboxEvent
+from infra.db import transaction, utcnow
 from infra.tasks import TaskSupervisor
 from telephony.backend import CallProgress, CallReport, FlowCall
 from tests.integration.test_survey_jobs import (
@@ -245,3 +246,19 @@ async def test_the_channel_limit_counts_every_instance(sessions: sessionmaker[Se
     assert await two.tick() == 0  # the shared limit (5) is used up by the other instance
     await one_tasks.cancel_all()
     await two_tasks.cancel_all()
+
+
+async def test_a_call_woken_too_late_takes_a_fresh_dial_slot(
+    sessions: sessionmaker[Session],
+) -> None:
+    d, _ = make_dispatcher(sessions, utcnow, HangingBackend(None))  # type: ignore[arg-type]
+    on_time = RunningCall(d, Claimed("job-1", 1, "+79990000001", "ru", utcnow()))
+    await on_time.dial_slot()
+    with transaction(sessions) as session:
+        assert session.get(DialBudget, "default") is None  # nothing taken again
+    woken = utcnow()
+    late = RunningCall(d, Claimed("job-2", 2, "+79990000002", "ru",
+                                  woken - timedelta(milliseconds=200)))
+    await late.dial_slot()
+    with transaction(sessions) as session:
+        assert lock_budget(session) > woken  # it took a fresh slot and dialed at that one

@@ -28,7 +28,9 @@ RINGBACK = Path(sys.executable).with_name("ringback")
 class RingbackService:
     def __init__(self, workdir: Path, env: dict[str, str]) -> None:
         self.workdir = workdir
-        self.ports: PortBlock = allocate_ports(40)
+        # HTTP, then an even RTP port for every channel (the service refuses fewer) and spare.
+        channels = int(env.get("RINGBACK_CHANNEL_LIMIT", "10"))
+        self.ports: PortBlock = allocate_ports(max(40, 2 * channels + 8))
         self.http_port = self.ports[0]
         self.env = {
             "RINGBACK_DATA_DIR": str(workdir / "data"),
