@@ -235,13 +235,16 @@ async def _start(
         max_backoff_s=settings.outbox_max_backoff_s, clock=clock, run_blocking=database.run,
     )
     ua: SipUserAgent | None = None
+    ready: Callable[[], bool] | None = None  # an injected backend is always ready
     if backend is None:
         ua = SipUserAgent(account_from(settings), engine_config_from(settings))
-        await ua.start()
+        # The API comes up at once; calls wait (the dispatcher asks `ready`) until registered.
+        await ua.start(register_in_background=True)
         prompts = PromptCache(settings.prompt_cache_dir, SpeechSynthesizer())
-        backend = SipBackend(ua, prompts, session_factory(settings),
-                             dial_template=settings.sip_dial_template,
-                             ring_timeout_s=settings.ring_timeout_s)
+        sip = SipBackend(ua, prompts, session_factory(settings),
+                         dial_template=settings.sip_dial_template,
+                         ring_timeout_s=settings.ring_timeout_s)
+        backend, ready = sip, sip.ready
     params = {"company": settings.company_name}
     for locale in sorted(survey_flow().locales):  # every language a survey may speak
         await backend.prepare("survey", locale, params)
@@ -261,6 +264,7 @@ async def _start(
         on_report=lambda report: metrics.calls_outcome.labels(report.outcome.value).inc(),
         run_blocking=database.run,
         tasks=tasks,
+        ready=ready,
     )
     heartbeat = Heartbeat(settings.dispatch_interval_s)
     checks: dict[str, Callable[[], bool]] = {"scheduler": heartbeat.ticking}

@@ -277,8 +277,6 @@ class StartupGuard:
 def _startup_error(exc: Exception) -> int:
     if isinstance(exc, InfraError):
         return _error(exc.code, str(exc))
-    if isinstance(exc, RegistrationError):
-        return _error("registration-failed", str(exc))
     if not isinstance(exc, OSError | SipError | AudioError):
         log.error("start-up failed", exc_info=exc)  # not an operator's mistake: a bug
     return _error("startup-failed", str(exc) or type(exc).__name__)

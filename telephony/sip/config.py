@@ -31,7 +31,8 @@ class EngineConfig:
     sip_port: int = 5060  # 0: any free port
     rtp_ports: tuple[int, int] = (20000, 29999)
     register_expires: int = 300
-    register_retry_max_s: float = 30.0
+    register_retry_max_s: float = 30.0  # retries after a failed REGISTER: 1 s, doubling to this
+    register_auth_retry_s: float = 60.0  # the retry interval once our credentials were refused
     max_pending_incoming: int = 64
     user_agent: str = "ringback/0.1"
     timers: TimerConfig = field(default_factory=TimerConfig)

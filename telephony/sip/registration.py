@@ -46,8 +46,20 @@ def granted_expiry(response: Response, contact_uri: SipUri, requested: int) -> i
     return int(header) if header and header.strip().isdigit() else requested
 
 
+class CredentialsRejected(RegistrationError):
+    """The registrar refused our user name and password: retrying soon cannot help."""
+
+
 class Registration:
-    """Keeps our Contact bound at the registrar; `start()` raises when it cannot register."""
+    """Keeps our Contact bound at the registrar.
+
+    `start()` raises when the first REGISTER fails (a one-shot call wants to know at once);
+    `start_in_background()` never does: it keeps trying, with backoff, for as long as it runs.
+    Either way, once registered the binding is refreshed and, when the registrar goes away,
+    registration is retried: after 1 s, doubling up to `register_retry_max_s`, and every
+    `register_auth_retry_s` while our credentials are refused. A failure is logged when its
+    reason is new; repeats go to the debug log.
+    """
 
     def __init__(self, stack: Stack) -> None:
         registrar = stack.account.registrar_uri
@@ -73,7 +85,12 @@ class Registration:
     async def start(self) -> None:
         """Register once (raising RegistrationError with the reason), then keep it fresh."""
         await self._register(self._expires)
-        self._task = asyncio.create_task(self._keep_fresh())
+        self._task = asyncio.create_task(self._keep_fresh(self._refresh_delay()))
+
+    def start_in_background(self) -> None:
+        """Register now and keep at it; never raises: `current()` says whether we are
+        registered, `last_error` why not."""
+        self._task = asyncio.create_task(self._keep_fresh(0.0))
 
     async def stop(self) -> None:
         """Stop refreshing and remove our binding (best effort, bounded)."""
@@ -89,26 +106,42 @@ class Registration:
         self.binding = None
         self.registered.clear()
 
-    async def _keep_fresh(self) -> None:
-        loop = asyncio.get_running_loop()
+    async def _keep_fresh(self, delay: float) -> None:
+        config = self._stack.config
         retry_s = FIRST_RETRY_S
-        delay = refresh_delay(self.binding.expires_s) if self.binding else retry_s
         while True:
             await asyncio.sleep(delay)
             try:
                 await self._register(self._expires)
             except RegistrationError as exc:
-                self.last_error = str(exc)
-                binding = self.binding
-                if binding is not None and loop.time() >= binding.at + binding.expires_s:
-                    self.binding = None
-                    self.registered.clear()
-                log.warning("registration failed, retrying in %.0f s: %s", retry_s, exc)
-                delay = retry_s
-                retry_s = min(retry_s * 2, self._stack.config.register_retry_max_s)
+                self._lapse_if_expired()
+                if isinstance(exc, CredentialsRejected):
+                    delay = config.register_auth_retry_s
+                else:
+                    delay = retry_s
+                    retry_s = min(retry_s * 2, config.register_retry_max_s)
+                self._failed(exc, delay)
             else:
                 retry_s = FIRST_RETRY_S
-                delay = refresh_delay(self.binding.expires_s) if self.binding else retry_s
+                delay = self._refresh_delay()
+
+    def _refresh_delay(self) -> float:
+        return refresh_delay(self.binding.expires_s) if self.binding else FIRST_RETRY_S
+
+    def _lapse_if_expired(self) -> None:
+        if not self.current():
+            self.binding = None
+            self.registered.clear()
+
+    def _failed(self, exc: RegistrationError, delay: float) -> None:
+        """One log line per new reason, at WARNING (ERROR for refused credentials)."""
+        reason = str(exc)
+        if reason == self.last_error:
+            level = logging.DEBUG
+        else:
+            level = logging.ERROR if isinstance(exc, CredentialsRejected) else logging.WARNING
+        self.last_error = reason
+        log.log(level, "SIP registration failed, retrying in %.0f s: %s", delay, reason)
 
     async def _register(self, expires: int) -> None:
         stack = self._stack
@@ -126,12 +159,15 @@ class Registration:
             if response.status == 423 and expires > 0:
                 expires = self._min_expires(response, expires)
                 continue
+            sent_credentials = authorization_header is not None
+            if sent_credentials and (response.status == 403 or (
+                    response.status in (401, 407) and not _stale(response))):
+                raise CredentialsRejected(
+                    f"registrar {self._registrar} rejected the credentials of user "
+                    f"{stack.account.auth_user or stack.account.user!r} "
+                    f"({response.status} {response.reason})"
+                )
             if response.status in (401, 407):
-                if authorization_header is not None and not _stale(response):
-                    raise RegistrationError(
-                        f"registrar {self._registrar} rejected the credentials of "
-                        f"{stack.account.auth_user or stack.account.user} ({response.status})"
-                    )
                 authorization_header = self._answer(response, request)
                 continue
             raise RegistrationError(
@@ -158,7 +194,9 @@ class Registration:
     def _answer(self, challenge: Response, request: Request) -> tuple[str, str]:
         account = self._stack.account
         if account.password is None:
-            raise RegistrationError(f"registrar {self._registrar} wants a password; none is set")
+            raise CredentialsRejected(
+                f"registrar {self._registrar} wants a password for user "
+                f"{account.auth_user or account.user!r}; none is set")
         try:
             header, parsed = choose_challenge(challenge)
         except AuthError as exc:

@@ -83,8 +83,10 @@ class SipUserAgent:
     def endpoint(self) -> SipEndpoint:
         return self.stack.endpoint
 
-    async def start(self) -> None:
-        """Open the sockets; register first when a registrar is configured (raises on failure)."""
+    async def start(self, *, register_in_background: bool = False) -> None:
+        """Open the sockets and, with a registrar configured, register: the first REGISTER must
+        succeed (else `RegistrationError`), or with `register_in_background` start returns at
+        once and registration keeps trying for as long as the agent runs (see `ready()`)."""
         await self.stack.endpoint.open()
         capacity = call_capacity(self.config.rtp_ports)
         level = logging.WARNING if capacity < COMFORTABLE_CALLS else logging.INFO
@@ -93,11 +95,18 @@ class SipUserAgent:
                 *self.config.rtp_ports)
         if self.account.registrar_uri is not None:
             self.registration = Registration(self.stack)
+            if register_in_background:
+                self.registration.start_in_background()
+                return
             try:
                 await self.registration.start()
             except BaseException:
                 await self.stop()
                 raise
+
+    def ready(self) -> bool:
+        """Whether calls can go out now: not stopping, and registered if there is a registrar."""
+        return not self._stopping and (self.registration is None or self.registration.current())
 
     async def stop(self) -> None:
         """Cancel ringing attempts, hang up live calls, unregister, close the sockets."""
