@@ -175,6 +175,7 @@ def session_factory(settings: Settings) -> Callable[[str, str, dict[str, str]], 
         return survey_session(
             locale, company=params.get("company", settings.company_name),
             default_locale=settings.default_locale, overrides=settings.survey_texts,
+            company_spoken=settings.company_name_spoken,
             no_input_timeout_s=settings.survey_no_input_s,
         )
 

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     default_timezone: str = "Europe/Moscow"
     default_locale: str = "ru"
     company_name: str = "ringback"
+    company_name_spoken: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict, description="JSON: locale -> the name as spoken in that language"
+    )
 
     # Dialing limits.
     channel_limit: int = Field(10, ge=1, le=2000)
@@ -191,6 +194,11 @@ class Settings(BaseSettings):
     @classmethod
     def _texts_json(cls, value: object) -> object:
         return _decode_json(value, "a JSON object: locale -> prompt id -> text")
+
+    @field_validator("company_name_spoken", mode="before")
+    @classmethod
+    def _spoken_json(cls, value: object) -> object:
+        return _decode_json(value, 'a JSON object: locale -> spoken name, like {"ru": "..."}')
 
     @field_validator("calendar_extra_holidays", "calendar_extra_working_days", mode="before")
     @classmethod

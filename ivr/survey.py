@@ -3,9 +3,14 @@
 Silence or a wrong key asks again (twice at most, so the question is heard at most three times),
 then says goodbye. Results: `score` with the key's value 1-5, or `no_input` / `invalid` when the
 repeats ran out, or `hung_up`. Texts exist in English and Russian; configuration may replace any
-of them per locale (`overrides`); `{company}` is filled from the caller's value.
+of them per locale (`overrides`); `{company}` is filled from the caller's value, or from its
+spoken form for the locale (`company_spoken`, locale -> text): a Latin name in a Russian
+sentence makes the Russian voice switch to English for it, "Акме" does not.
 """
 
+from collections.abc import Mapping
+
+from ivr.errors import FlowError
 from ivr.flow import Choice, Flow, Menu, Message, Templates
 from ivr.session import Session
 
@@ -81,13 +86,25 @@ def survey_texts(
     *,
     company: str,
     default_locale: str,
+    company_spoken: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Every survey text for `locale` (or its language, else `default_locale`), with
-    configuration's `overrides` (locale -> prompt id -> text) applied and `{company}` filled.
-    Raises `FlowError` for a bad override, an unknown default locale or an empty company."""
+    configuration's `overrides` (locale -> prompt id -> text) applied and `{company}` filled:
+    with `company_spoken[locale]` where given, else `company`.
+    Raises `FlowError` for a bad override, an unknown default locale, an empty company, or a
+    spoken form that is empty or for a locale the survey has no texts for."""
     flow = survey_flow()
     resolved = flow.resolve_locale(locale, default_locale)
-    return flow.texts(resolved, overrides=overrides, values={"company": company})
+    spoken = dict(company_spoken or {})
+    unknown = sorted(spoken.keys() - flow.locales)
+    if unknown:
+        raise FlowError(f"spoken company name for unknown locales {unknown}: use one of "
+                        f"{sorted(flow.locales)}")
+    blank = sorted(tag for tag, text in spoken.items() if not text.strip())
+    if blank:
+        raise FlowError(f"empty spoken company name for {blank}")
+    return flow.texts(resolved, overrides=overrides,
+                      values={"company": spoken.get(resolved, company)})
 
 
 def survey_session(
@@ -96,11 +113,13 @@ def survey_session(
     company: str,
     default_locale: str,
     overrides: Templates | None = None,
+    company_spoken: Mapping[str, str] | None = None,
     no_input_timeout_s: float = DEFAULT_NO_INPUT_TIMEOUT_S,
 ) -> Session:
     """A session for one survey call; `session.locale` tells the language fallback chose, and
     `session.texts` holds everything to render before dialling."""
     flow = survey_flow(no_input_timeout_s=no_input_timeout_s)
     resolved = flow.resolve_locale(locale, default_locale)
-    texts = survey_texts(resolved, overrides, company=company, default_locale=default_locale)
+    texts = survey_texts(resolved, overrides, company=company, default_locale=default_locale,
+                         company_spoken=company_spoken)
     return Session(flow, resolved, texts)
