@@ -48,6 +48,9 @@ from telephony.outcomes import Outcome
 log = logging.getLogger(__name__)
 
 CRASHED = "crashed"
+# A call that wakes later than this after its slot takes a fresh one: half of the budget's
+# lateness allowance (campaigns/dial_budget.py), the rest is the way to the far end.
+MAX_DIAL_LATENESS_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -82,13 +85,29 @@ class Recovered:
 
 
 @dataclass
-class _Progress:
+class RunningCall:
     """What a running call reports before it ends, stored in the background (with retries);
     `stored()` waits for all of it, so the final report never overtakes an answer."""
 
     dispatcher: "Dispatcher"
     claimed: Claimed
     pending: list["asyncio.Task[None]"] = field(default_factory=list)
+
+    async def dial_slot(self) -> None:
+        """Sleep until the call's slot. A call woken too late (a stalled loop, a busy machine)
+        does not go out late — it could land next to the following calls and break the rate —
+        but takes a fresh slot and waits for that one."""
+        dispatcher = self.dispatcher
+        slot = self.claimed.slot
+        while True:
+            ahead = (slot - dispatcher._clock()).total_seconds()
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+                continue
+            if -ahead <= MAX_DIAL_LATENESS_S:
+                return
+            slot = await until_stored(dispatcher._run_blocking, "a fresh dial slot",
+                                      dispatcher._fresh_slot)
 
     def answered(self, dialog: Mapping[str, Any]) -> None:
         self._store("dialog", self.dispatcher._store_dialog, dict(dialog))
@@ -255,10 +274,9 @@ class Dispatcher:
     # --- one call ------------------------------------------------------------------------------
 
     async def _call(self, job: Claimed) -> None:
-        await asyncio.sleep(self._seconds_until(job.slot))
         renewing = self._tasks.spawn(self._keep_lease(job.job_id), kind="lease",
                                      name=f"lease-{job.job_id}")
-        progress = _Progress(self, job)
+        progress = RunningCall(self, job)
         try:
             try:
                 report = await self._backend.run(
@@ -276,9 +294,12 @@ class Dispatcher:
         finally:
             renewing.cancel()
 
-    def _seconds_until(self, at: datetime) -> float:
-        ahead = (at - self._clock()).total_seconds()
-        return min(max(0.0, ahead), self._limits.horizon.total_seconds())
+    def _fresh_slot(self) -> datetime:
+        now = self._clock()
+        with transaction(self._sessions) as session:
+            slots = reserve_slots(session, now=now, rate=self._limits.calls_per_second,
+                                  wanted=1, horizon=self._limits.lease / 3)
+            return slots[0] if slots else now + self._limits.horizon  # ask again then
 
     async def _keep_lease(self, job_id: str) -> None:
         interval = self._limits.lease.total_seconds() / 3
