@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api import callback_tasks, health, outbox_status, webhooks
 from api.call_command import account_from, engine_config_from
 from api.errors import install_error_handlers
+from api.request_id import RequestIdMiddleware
 from audio.prompts import PromptCache
 from audio.tts import SpeechSynthesizer
 from campaigns.calendar import BusinessCalendar
@@ -29,7 +30,7 @@ from campaigns.calling_window import CallingWindow
 from campaigns.dispatcher import Dispatcher, DispatchLimits, Recovered
 from campaigns.intake import Intake
 from campaigns.models import Job, JobStatus
-from campaigns.outbox import OutboxDelivery, pending_summary
+from campaigns.outbox import OutboxDelivery, OutboxSummary, pending_summary
 from campaigns.retention import RetentionPolicy, RetentionPurge
 from campaigns.survey_policy import SurveyPolicy
 from campaigns.surveys import Surveys
@@ -124,16 +125,20 @@ class Services:
         return run
 
     async def refresh_gauges(self) -> None:
-        jobs, pending = await self.database.run(self._counts)
+        jobs, outbox = await self.database.run(self._counts)
         for status in JobStatus:
             self.metrics.jobs.labels(status.value).set(jobs.get(status.value, 0))
-        self.metrics.outbox_pending.set(pending)
+        self.metrics.outbox_pending.set(outbox.pending)
+        oldest = outbox.oldest_pending_at
+        self.metrics.outbox_lag.set(0 if oldest is None else (utcnow() - oldest).total_seconds())
         self.metrics.channels_busy.set(self.dispatcher.busy_channels)
+        if self.ua is not None and self.ua.registration is not None:
+            self.metrics.sip_registration(self.ua.registration.current())
 
-    def _counts(self) -> tuple[dict[str, int], int]:
+    def _counts(self) -> tuple[dict[str, int], OutboxSummary]:
         with transaction(self.sessions) as session:
             rows = session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
-            return {str(status): count for status, count in rows}, pending_summary(session).pending
+            return {str(status): count for status, count in rows}, pending_summary(session)
 
 
 def build_calendar(settings: Settings) -> BusinessCalendar:
@@ -210,6 +215,7 @@ def create_app(
 
     app = FastAPI(title="ringback", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)  # outermost: sees every response, errors too
     for module in (health, webhooks, callback_tasks, outbox_status):
         app.include_router(module.router)
     return app

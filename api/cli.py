@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
     except InfraError as exc:
         return _error(exc.code, str(exc))
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format, settings.default_region)
     try:
         return _COMMANDS[args.command](args, settings)
     except InfraError as exc:

@@ -94,7 +94,8 @@ def make_engine(url: str) -> Engine:
     at most `POSTGRES_CONNECT_TIMEOUT_S` for a hung server (unless the URL sets
     `connect_timeout`)."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        engine = create_engine(url, connect_args={"check_same_thread": False},
+                               hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "handle_error", _discard_spoiled_sqlite_connections)
         return engine
@@ -103,7 +104,8 @@ def make_engine(url: str) -> Engine:
         else {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
     )
     return create_engine(
-        url, pool_pre_ping=True, pool_size=10, max_overflow=10, connect_args=connect_args
+        url, pool_pre_ping=True, pool_size=10, max_overflow=10, connect_args=connect_args,
+        hide_parameters=True,
     )
 
 
