@@ -114,7 +114,7 @@ class RetentionPurge:
         cutoff = self._policy.cutoff(self._clock())
         with transaction(self._sessions) as session:
             counts = purge(session, cutoff)
-        log.info("retention: purged what finished before %s: %s", cutoff.isoformat(),
+        log.info("purged what finished before %s: %s", cutoff.isoformat(),
                  ", ".join(f"{name} {count}" for name, count in counts.items()))
         return counts
 
