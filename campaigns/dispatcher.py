@@ -345,10 +345,11 @@ class Dispatcher:
 
     async def _end_orphans(self, whose: ColumnElement[bool]) -> Recovered:
         orphans = await self._run_blocking(self._orphans, whose)
-        hung_up = 0
-        for orphan in orphans:
-            if orphan.dialog is not None and await self._backend.end_orphan(orphan.dialog):
-                hung_up += 1
+        ended = await asyncio.gather(*(  # at once: each BYE may wait for its transaction timeout
+            self._backend.end_orphan(orphan.dialog) for orphan in orphans
+            if orphan.dialog is not None
+        ))
+        hung_up = sum(ended)
         settled = await self._run_blocking(self._settle_orphans, [o.job_id for o in orphans])
         return Recovered(settled, hung_up)
 
