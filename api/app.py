@@ -7,10 +7,12 @@ delivery) and the SIP engine share one process and one event loop.
 import asyncio
 import logging
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -41,7 +43,7 @@ from infra.settings import Settings
 from infra.tasks import TaskSupervisor
 from ivr.session import Session as IvrSession
 from ivr.survey import survey_flow, survey_session
-from telephony.backend import TelephonyBackend
+from telephony.backend import CallProgress, CallReport, FlowCall, TelephonyBackend
 from telephony.inbound_policy import InboundAnswer, InboundPolicy
 from telephony.sip.ua import SipUserAgent
 from telephony.sip_backend import SipBackend
@@ -73,6 +75,45 @@ class Heartbeat:
 
     def ticking(self) -> bool:
         return self._loop.time() - self._last < self._limit_s
+
+
+class _TimedProgress:
+    """A call's progress, passed on, with its setup time observed: from the call going out
+    (its dial slot) to its answer."""
+
+    def __init__(self, progress: CallProgress, observe: Callable[[float], None]) -> None:
+        self._progress = progress
+        self._observe = observe
+        self._out_at: float | None = None
+
+    async def dial_slot(self) -> None:
+        await self._progress.dial_slot()
+        self._out_at = time.monotonic()
+
+    def answered(self, dialog: Mapping[str, Any]) -> None:
+        if self._out_at is not None:
+            self._observe(time.monotonic() - self._out_at)
+        self._progress.answered(dialog)
+
+    def recorded(self, result: str, value: int | None) -> None:
+        self._progress.recorded(result, value)
+
+
+class TimedBackend:
+    """A backend whose answered calls' setup times go to `observe` (a histogram)."""
+
+    def __init__(self, backend: TelephonyBackend, observe: Callable[[float], None]) -> None:
+        self._backend = backend
+        self._observe = observe
+
+    async def prepare(self, flow: str, locale: str, params: dict[str, str]) -> None:
+        await self._backend.prepare(flow, locale, params)
+
+    async def run(self, call: FlowCall, progress: CallProgress) -> CallReport:
+        return await self._backend.run(call, _TimedProgress(progress, self._observe))
+
+    async def end_orphan(self, dialog: Mapping[str, Any]) -> bool:
+        return await self._backend.end_orphan(dialog)
 
 
 @dataclass
@@ -262,7 +303,7 @@ async def _start(
         tasks.spawn(InboundPolicy(ua, InboundAnswer()).run(), "inbound", "inbound-policy")
     instance = settings.instance_name or f"{socket.gethostname()}:{settings.http_port}"
     dispatcher = Dispatcher(
-        sessions, surveys, backend,
+        sessions, surveys, TimedBackend(backend, metrics.call_setup.observe),
         instance=instance,
         limits=DispatchLimits(settings.channel_limit, settings.calls_per_second,
                               timedelta(seconds=settings.lease_s),

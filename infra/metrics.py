@@ -21,6 +21,8 @@ HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTI
 UNMATCHED_ROUTE = "unmatched"  # no route took the request (a 404)
 # Seconds: from a healthz answered at once to a slow database write.
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Seconds from a call going out to its answer: a phone rings for seconds to a minute.
+SETUP_BUCKETS = (0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0, 45.0, 60.0, 90.0)
 
 
 class Metrics:
@@ -39,6 +41,10 @@ class Metrics:
         self.calls_outcome = Counter(
             "calls_outcome", "Calls ended, by outcome",
             ["outcome"], namespace=NAMESPACE, registry=registry,
+        )
+        self.call_setup = Histogram(
+            "call_setup_seconds", "From a call going out to its answer (answered calls)",
+            namespace=NAMESPACE, registry=registry, buckets=SETUP_BUCKETS,
         )
         self.webhooks = Counter(
             "webhooks", "Webhooks received, by event type and result",

@@ -25,6 +25,7 @@ HARNESS_MARKER = "--- "
 NEW_FAMILIES = (
     "ringback_build_info", "ringback_http_requests_total",
     "ringback_http_request_duration_seconds_bucket", "ringback_outbox_lag_seconds",
+    "ringback_call_setup_seconds_count",
     "process_cpu_seconds_total", "process_resident_memory_bytes", "python_info",
 )
 
