@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from api import callback_tasks, health, outbox_status, webhooks
+from api import callback_tasks, health, openapi, outbox_status, webhooks
 from api.call_command import account_from, engine_config_from
 from api.errors import install_error_handlers
 from api.request_id import RequestIdMiddleware
@@ -254,7 +254,7 @@ def create_app(
             services.database.close()
             services.engine.dispose()
 
-    app = FastAPI(title="ringback", version="0.1.0", lifespan=lifespan)
+    app = openapi.create_app(title="ringback", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)  # outermost: sees every response, errors too
     for module in (health, webhooks, callback_tasks, outbox_status):

@@ -4,18 +4,34 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel
-from sqlalchemy import select
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from api.auth import require_role
+from api.paging import LIST_ERRORS, PageOut, PageQuery, cursor_checked
 from api.tokens import ApiToken
-from campaigns.models import CallbackTask, CallbackTaskStatus
+from campaigns import queries
+from campaigns.events import Id, IsoDateTime
+from campaigns.models import CallbackTaskStatus
 from infra.db import transaction
 
 router = APIRouter(prefix="/api/v1", tags=["callback tasks"])
 
+Reason = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z_]{0,31}$")]
+
+
+class CallbackTaskQuery(PageQuery):
+    status: CallbackTaskStatus = Field(CallbackTaskStatus.OPEN, description="default: open")
+    reason: Reason | None = Field(None, description="why the task exists, e.g. low_score")
+    client_id: Id | None = None
+    deadline_before: IsoDateTime | None = Field(
+        None, description="only tasks due before this time")
+    deadline_after: IsoDateTime | None = Field(
+        None, description="only tasks due at or after this time")
+
 
 class CallbackTaskOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: str
     reason: str
     status: str
@@ -28,27 +44,33 @@ class CallbackTaskOut(BaseModel):
     created_at: datetime
 
 
-class CallbackTaskList(BaseModel):
+class CallbackTaskList(PageOut):
     items: list[CallbackTaskOut]
 
 
-@router.get("/callback-tasks", response_model=CallbackTaskList)
+@router.get(
+    "/callback-tasks",
+    response_model=CallbackTaskList,
+    summary="List callback tasks",
+    description=(
+        "The tasks support must call back, soonest deadline first (then by id), filtered and "
+        "cut into pages: pass `next_cursor` back as `cursor` until it is null. `total` counts "
+        "every task matching the filters. Needs a support or admin token."
+    ),
+    responses=LIST_ERRORS,
+)
 def list_callback_tasks(
     request: Request,
     _token: Annotated[ApiToken, Depends(require_role("support", "admin"))],
-    status: Annotated[CallbackTaskStatus | None, Query()] = CallbackTaskStatus.OPEN,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    query: Annotated[CallbackTaskQuery, Query()],
 ) -> CallbackTaskList:
-    query = select(CallbackTask).order_by(CallbackTask.deadline).limit(limit)
-    if status is not None:
-        query = query.where(CallbackTask.status == status)
-    with transaction(request.app.state.sessions) as session:
-        tasks = session.scalars(query).all()
-        return CallbackTaskList(items=[
-            CallbackTaskOut(
-                id=t.id, reason=t.reason, status=t.status, client_id=t.client_id, phone=t.phone,
-                original_call_id=t.original_call_id, agent_id=t.agent_id, score=t.score,
-                deadline=t.deadline, created_at=t.created_at,
-            )
-            for t in tasks
-        ])
+    where = queries.CallbackTaskFilter(
+        status=query.status, reason=query.reason, client_id=query.client_id,
+        deadline_before=query.deadline_before, deadline_after=query.deadline_after,
+    )
+    with cursor_checked(), transaction(request.app.state.sessions) as session:
+        page = queries.callback_tasks(session, where, limit=query.limit, cursor=query.cursor)
+        return CallbackTaskList(
+            items=[CallbackTaskOut.model_validate(task) for task in page.items],
+            total=page.total, next_cursor=page.next_cursor,
+        )

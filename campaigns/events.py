@@ -1,10 +1,14 @@
 """The CRM's inbound events: the envelope `{"id", "type", "occurred_at", "data"}` and the data of
-each type we act on, validated strictly (JSON types as sent, times with an offset, phone numbers
-normalised to E.164). Types we do not act on parse as `UnknownEvent` and are acknowledged.
+each type we act on, validated strictly (JSON types as sent, times with an offset in the years
+`FIRST_YEAR`..`LAST_YEAR`, region time zones, phone numbers normalised to E.164, JSON nested at most
+`MAX_NESTING` deep). Types we do not act on parse as `UnknownEvent` and are acknowledged.
+`Envelope` is also the contract's JSON schema (`envelope_json_schema`).
 """
 
 import json
 import re
+from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
@@ -17,16 +21,28 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     PlainValidator,
     Strict,
     StringConstraints,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 MAX_ID_LENGTH = 200
+# Arrays and objects inside one another: an event needs 3 levels; deeper bodies are refused
+# before they are parsed (Python's JSON parser recurses, ~1000 levels raise RecursionError).
+MAX_NESTING = 32
+# The years a time may be written in. Outside this century a time is a clock or mapping bug of
+# the CRM, and far years overflow the arithmetic on them (a survey 30 minutes after 9999-12-31).
+FIRST_YEAR = 2000
+LAST_YEAR = 2099
+_YEARS_PATTERN = "^20[0-9]{2}-"  # FIRST_YEAR to LAST_YEAR, for the JSON schema
 MAX_PHONE_INPUT_LENGTH = 64
 PHONE_ERROR_TYPE = "invalid_phone"
 # Numbers a robot may call: people's lines and free or ordinary-rate service numbers. Premium
@@ -44,6 +60,9 @@ CALLABLE_NUMBER_TYPES = frozenset({
 # ASCII digits only: str.isdigit and \d would let other scripts' digits through.
 _PHONE_CHARACTERS = re.compile(r"[0-9 +\-().]+")
 _ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+# A JSON string (skipped whole: brackets inside it do not nest) or a bracket. An unterminated
+# string runs to the end, so that each character is scanned once, whatever the body.
+_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]', re.DOTALL)
 _ERRORS_SHOWN = 5
 
 
@@ -65,14 +84,23 @@ def _iso_datetime_string(value: object) -> object:
     return value
 
 
+def _in_range(value: datetime) -> datetime:
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:  # the year as written, as the schema says
+        raise ValueError(f"must be in the years {FIRST_YEAR} to {LAST_YEAR}")
+    return value
+
+
 @cache
 def _zone_names() -> frozenset[str]:
-    return frozenset(available_timezones())
+    """The tz database's zones of a region ("Area/Location", links like US/Eastern too) and
+    UTC. Not the one-word names: the host's own `localtime`, the placeholder `Factory`, and
+    legacy aliases (EST5EDT, GB, W-SU) that say nothing of where the client is."""
+    return frozenset(name for name in available_timezones() if "/" in name) | {"UTC"}
 
 
 def _iana_zone(value: str) -> str:
     if value not in _zone_names():
-        raise ValueError("must be an IANA time zone name, e.g. Europe/Moscow")
+        raise ValueError("must be an IANA time zone of a region, e.g. Europe/Moscow, or UTC")
     return value
 
 
@@ -118,34 +146,68 @@ def _phone_error(message: str) -> PydanticCustomError:
     return PydanticCustomError(PHONE_ERROR_TYPE, message)
 
 
-def _matching(pattern: str, expected: str) -> AfterValidator:
-    compiled = re.compile(pattern)
+@dataclass(frozen=True)
+class _Matching:
+    """A string that must match `pattern` whole: refused with "must be <expected>", and the
+    pattern shown in the JSON schema."""
 
-    def check(value: str) -> str:
-        if not compiled.fullmatch(value):
-            raise ValueError(f"must be {expected}")
+    pattern: str
+    expected: str
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(self._check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {**handler(schema), "pattern": f"^{self.pattern}$"}
+
+    def _check(self, value: str) -> str:
+        if not re.fullmatch(self.pattern, value):
+            raise ValueError(f"must be {self.expected}")
         return value
-
-    return AfterValidator(check)
 
 
 Id = Annotated[
     str,
     StringConstraints(min_length=1, max_length=MAX_ID_LENGTH),
-    _matching(r"\S(?:[^\x00-\x1f\x7f]*\S)?", "without control characters or edge spaces"),
+    _Matching(r"[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?",
+              "without control characters or edge spaces"),
 ]
 EventType = Annotated[
     str,
     StringConstraints(max_length=100),
-    _matching(r"[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+", "a dotted lowercase name like call.completed"),
+    _Matching(r"[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+", "a dotted lowercase name like call.completed"),
+]
+BoundedDateTime = Annotated[
+    AwareDatetime, AfterValidator(_in_range), Field(json_schema_extra={"pattern": _YEARS_PATTERN})
 ]
 # Lax inside (a before-validator hands it a Python str), strict outside: only ISO strings.
-IsoDateTime = Annotated[AwareDatetime, Strict(False), BeforeValidator(_iso_datetime_string)]
+# Also for the times the API takes in query parameters.
+IsoDateTime = Annotated[
+    BoundedDateTime,
+    Strict(False),
+    BeforeValidator(_iso_datetime_string),
+    Field(description=f"ISO 8601 with an offset, years {FIRST_YEAR} to {LAST_YEAR}"),
+]
 # A plain validator: a wrong JSON type or length is a phone error too, not a generic one.
-Phone = Annotated[str, PlainValidator(_e164, json_schema_input_type=str)]
-TimeZoneName = Annotated[str, StringConstraints(max_length=64), AfterValidator(_iana_zone)]
+Phone = Annotated[
+    str,
+    PlainValidator(_e164, json_schema_input_type=str),
+    Field(description="a callable number, E.164 or national (default region)",
+          json_schema_extra={"minLength": 1, "maxLength": MAX_PHONE_INPUT_LENGTH,
+                             "pattern": f"^{_PHONE_CHARACTERS.pattern}$"}),
+]
+TimeZoneName = Annotated[
+    str,
+    StringConstraints(max_length=64),
+    AfterValidator(_iana_zone),
+    Field(description="an IANA time zone of a region, e.g. Europe/Moscow, or UTC"),
+]
 Locale = Annotated[
-    str, _matching(r"[a-z]{2,3}(?:-[A-Z]{2})?", "a language tag like ru, en or en-US")
+    str, _Matching(r"[a-z]{2,3}(?:-[A-Z]{2})?", "a language tag like ru, en or en-US")
 ]
 
 
@@ -167,6 +229,11 @@ class CallCompletedData(_Model):
 
 
 class ClientOptedOutData(_Model):
+    model_config = ConfigDict(json_schema_extra={"anyOf": [
+        {"required": [name], "properties": {name: {"type": "string"}}}
+        for name in ("phone", "client_id")
+    ]})
+
     phone: Phone | None = None
     client_id: Id | None = None
 
@@ -192,8 +259,14 @@ class ClientOptedOut(_Envelope):
     data: ClientOptedOutData
 
 
+def _not_a_known_type(schema: dict[str, Any]) -> None:
+    schema["properties"]["type"]["not"] = {"enum": sorted(_KNOWN)}
+
+
 class UnknownEvent(_Envelope):
     """An event type we do not act on: acknowledged, recorded as seen, ignored."""
+
+    model_config = ConfigDict(json_schema_extra=_not_a_known_type)
 
     type: EventType
     data: dict[str, Any]
@@ -223,11 +296,37 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def envelope_json_schema() -> dict[str, Any]:
+    """The JSON schema of an event as the CRM sends it; the models it uses are in `$defs`."""
+    return TypeAdapter(Envelope).json_schema()
+
+
+def _nesting(text: str) -> int:
+    """How deep arrays and objects nest in the JSON `text`, counted up to MAX_NESTING + 1."""
+    depth = 0
+    for match in _STRING_OR_BRACKET.finditer(text):
+        if match[0] in ("[", "{"):
+            depth += 1
+            if depth > MAX_NESTING:
+                break
+        elif match[0] in ("]", "}"):
+            depth -= 1
+    return depth
+
+
 def parse_event(body: bytes, default_region: str) -> Envelope:
     """Parse and validate one CRM event; raise `EventRejected` for anything else."""
     try:
-        raw = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
-    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EventRejected("malformed-json", f"the body is not JSON: {exc}") from None
+    if _nesting(text) > MAX_NESTING:
+        raise EventRejected(
+            "invalid-event", f"body: arrays and objects nest deeper than {MAX_NESTING} levels"
+        )
+    try:
+        raw = json.loads(text, parse_constant=_reject_constant)
+    except ValueError as exc:  # JSONDecodeError is a ValueError
         raise EventRejected("malformed-json", f"the body is not JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise EventRejected("invalid-event", "the body must be a JSON object")
