@@ -8,7 +8,7 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -46,11 +46,11 @@ from ivr.survey import survey_flow, survey_session
 from telephony.backend import CallProgress, CallReport, FlowCall, TelephonyBackend
 from telephony.inbound_policy import InboundAnswer, InboundPolicy
 from telephony.sip.ua import SipUserAgent
-from telephony.sip_backend import SipBackend
+from telephony.sip_backend import SipBackend, language_of
 
 log = logging.getLogger(__name__)
 
-TickJob = Callable[[], Awaitable[None]]
+TickJob = Callable[[], Coroutine[Any, Any, None]]
 
 OUTBOX_INTERVAL_S = 1.0
 OUTBOX_BATCH = 50
@@ -214,6 +214,16 @@ def build_retention(settings: Settings) -> RetentionPolicy | None:
     return RetentionPolicy(settings.retention_days, timedelta(days=settings.survey_period_days))
 
 
+async def inbound_answer(settings: Settings, prompts: PromptCache) -> InboundAnswer:
+    """How `serve` answers inbound calls until the inbound line exists."""
+    message = None
+    if settings.inbound_message is not None:
+        locale = settings.inbound_message_locale or settings.default_locale
+        message = await prompts.from_text(settings.inbound_message, language_of(locale))
+    return InboundAnswer(settings.inbound_status, settings.inbound_retry_after_s, message,
+                         settings.inbound_max_message_calls)
+
+
 def session_factory(settings: Settings) -> Callable[[str, str, dict[str, str]], IvrSession]:
     def make(flow: str, locale: str, params: dict[str, str]) -> IvrSession:
         if flow != "survey":
@@ -239,7 +249,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await _start(app, settings, clock, backend)
-        await services.observed("recovery", services.recover)()
+        # In the background: the API must not wait for BYEs to a trunk that may be down.
+        services.tasks.spawn(services.observed("recovery", services.recover)(), "recovery",
+                             "recovery")
         scheduler = _scheduler(settings, services)
         scheduler.start()
         try:
@@ -282,6 +294,9 @@ async def _start(
         sessions, settings.crm_url, settings.crm_outbound_secret.get_secret_value(), http,
         max_backoff_s=settings.outbox_max_backoff_s, clock=clock, run_blocking=database.run,
     )
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    tasks = TaskSupervisor(lambda kind: metrics.background_errors.labels(kind).inc())
     ua: SipUserAgent | None = None
     ready: Callable[[], bool] | None = None  # an injected backend is always ready
     if backend is None:
@@ -291,16 +306,15 @@ async def _start(
         prompts = PromptCache(settings.prompt_cache_dir, SpeechSynthesizer())
         sip = SipBackend(ua, prompts, session_factory(settings),
                          dial_template=settings.sip_dial_template,
-                         ring_timeout_s=settings.ring_timeout_s)
+                         ring_timeout_s=settings.ring_timeout_s,
+                         max_hold_s=settings.max_hold_s)
         backend, ready = sip, sip.ready
+        # Stopped by tasks.cancel_all() at shutdown, before the engine stops.
+        inbound = await inbound_answer(settings, prompts)
+        tasks.spawn(InboundPolicy(ua, inbound).run(), "inbound", "inbound-policy")
     params = {"company": settings.company_name}
     for locale in sorted(survey_flow().locales):  # every language a survey may speak
         await backend.prepare("survey", locale, params)
-    registry = CollectorRegistry()
-    metrics = Metrics(registry)
-    tasks = TaskSupervisor(lambda kind: metrics.background_errors.labels(kind).inc())
-    if ua is not None:  # stopped by tasks.cancel_all() at shutdown, before the engine stops
-        tasks.spawn(InboundPolicy(ua, InboundAnswer()).run(), "inbound", "inbound-policy")
     instance = settings.instance_name or f"{socket.gethostname()}:{settings.http_port}"
     dispatcher = Dispatcher(
         sessions, surveys, TimedBackend(backend, metrics.call_setup.observe),

@@ -106,6 +106,7 @@ def domain_problems(settings: Settings) -> list[Problem]:
         (("calendar_extra_holidays", "calendar_extra_working_days"), _extra_days),
         (("default_locale",), _default_locale),
         (("survey_texts",), _survey_overrides),
+        (("company_name_spoken",), _company_spoken),
         (("inbound_status",), _inbound_status),
         (("channel_limit", "rtp_port_min", "rtp_port_max"), _room_for_channels),
     ]
@@ -152,6 +153,12 @@ def _inbound_status(settings: Settings) -> None:
         allowed = ", ".join(map(str, sorted(REFUSALS)))
         raise ValueError(f"inbound calls can be refused with {allowed}, "
                          f"not {settings.inbound_status}")
+
+
+def _company_spoken(settings: Settings) -> dict[str, str]:
+    locale = min(survey_flow().locales)
+    return survey_texts(locale, company=settings.company_name, default_locale=locale,
+                        company_spoken=settings.company_name_spoken)
 
 
 def _survey_overrides(settings: Settings) -> dict[str, str]:

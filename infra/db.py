@@ -6,6 +6,7 @@ import time.
 """
 
 import asyncio
+import contextvars
 import functools
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
@@ -151,7 +152,8 @@ class DatabaseThreads:
 
     async def run(self, func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         call = functools.partial(func, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+        context = contextvars.copy_context()  # the request id reaches the thread's log lines
+        return await asyncio.get_running_loop().run_in_executor(self._pool, context.run, call)
 
     def close(self) -> None:
         if self._pool is not None:
