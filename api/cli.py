@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.app import build_retention, create_app
 from api.call_command import TestCallRequest, run_test_call
 from api.config_check import check_settings, load_settings, mask_url, render
+from api.http_server import KEEP_ALIVE_S, HttpServer, max_connections
 from api.tokens import ApiToken, Role, create_token, list_tokens, revoke_token
 from audio.errors import AudioError
 from campaigns.retention import purge
@@ -208,12 +209,17 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         if settings.environment == "development":
             upgrade(settings.database)
         check_up_to_date(settings.database)
+        connections = max_connections(settings)
         app = StartupGuard(create_app(settings))
-        config = uvicorn.Config(app, loop="asyncio", lifespan="on", log_config=None,
-                                access_log=False)
-        log.info("HTTP on %s:%d", *listener.getsockname()[:2])
+        config = uvicorn.Config(app, loop="asyncio", http="h11", ws="none", lifespan="on",
+                                log_config=None, access_log=False, timeout_keep_alive=KEEP_ALIVE_S)
+        server = HttpServer(config, listener, max_connections=connections,
+                            request_timeout_s=settings.http_request_timeout_s)
+        log.info("HTTP on %s:%d; at most %d connections at once (ulimit -n and the calls), "
+                 "a request must arrive whole within %gs", *listener.getsockname()[:2],
+                 connections, settings.http_request_timeout_s)
         try:
-            uvicorn.Server(config).run(sockets=[listener])
+            server.run()
         except SystemExit:  # uvicorn's way out of a failed start-up: reported below
             if app.failure is None:
                 raise

@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     database_url: str | None = Field(None, description="default: SQLite file in data_dir")
     http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=0, le=65535)
+    http_request_timeout_s: float = Field(
+        10.0, gt=0, le=300, description="a request (headers and body) not whole after this: closed"
+    )
+    http_max_connections: int | None = Field(
+        None, ge=1, description="default: what ulimit -n leaves after the calls; only lowers it"
+    )
     instance_name: str | None = Field(
         None, max_length=80, description="default: <hostname>:<http_port>; unique per instance"
     )
@@ -111,6 +117,7 @@ class Settings(BaseSettings):
     sip_display_name: str | None = "ringback"
     # Our own addresses.
     sip_local_host: str = "127.0.0.1"
+    sip_public_host: str | None = Field(None, description="advertised SIP/SDP address (NAT)")
     sip_port: int = Field(5060, ge=0, le=65535)
     rtp_port_min: int = Field(20000, ge=1024, le=65534)
     rtp_port_max: int = Field(29999, ge=1025, le=65535)

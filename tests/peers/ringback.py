@@ -26,7 +26,10 @@ RINGBACK = Path(sys.executable).with_name("ringback")
 
 
 class RingbackService:
-    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self, workdir: Path, env: dict[str, str], *, open_files: int | None = None
+    ) -> None:
+        """`open_files`: the process's descriptor limit (`ulimit -n`), set through prlimit."""
         self.workdir = workdir
         # HTTP, then an even RTP port for every channel (the service refuses fewer) and spare.
         channels = int(env.get("RINGBACK_CHANNEL_LIMIT", "10"))
@@ -41,8 +44,9 @@ class RingbackService:
             "RINGBACK_LOG_LEVEL": "INFO",
             **env,
         }
+        limit = [] if open_files is None else ["prlimit", f"--nofile={open_files}", "--"]
         self.process = PeerProcess(
-            "ringback", [str(RINGBACK), "serve"], workdir / "ringback.log", cwd=workdir,
+            "ringback", [*limit, str(RINGBACK), "serve"], workdir / "ringback.log", cwd=workdir,
             env={**_base_env(), **self.env},
         )
         self.workdir.mkdir(parents=True, exist_ok=True)
