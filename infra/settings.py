@@ -89,10 +89,10 @@ class Settings(BaseSettings):
     sip_dial_template: str = Field("{phone}", description="SIP target for a phone number")
 
     # The CSAT survey.
-    survey_delay_s: float = Field(1800.0, ge=0)
+    survey_delay_s: float = Field(1800.0, ge=0, le=30 * 86400)
     survey_min_call_s: float = Field(20.0, ge=0)
     survey_period_days: float = Field(30.0, ge=0)
-    survey_max_lateness_s: float = Field(4 * 3600.0, ge=0)
+    survey_max_lateness_s: float = Field(4 * 3600.0, ge=0, le=30 * 86400)
     survey_max_attempts: int = Field(3, ge=1, le=10)
     survey_retry_delay_s: float = Field(600.0, ge=1)
     survey_no_input_s: float = Field(6.0, gt=0, le=60)
