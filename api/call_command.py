@@ -58,6 +58,7 @@ def account_from(settings: Settings) -> SipAccount:
 def engine_config_from(settings: Settings) -> EngineConfig:
     return EngineConfig(
         local_host=settings.sip_local_host,
+        public_host=settings.sip_public_host,
         sip_port=settings.sip_port,
         rtp_ports=(settings.rtp_port_min, settings.rtp_port_max),
         register_expires=settings.sip_register_expires,

@@ -27,7 +27,8 @@ class SipAccount:
 
 @dataclass(frozen=True)
 class EngineConfig:
-    local_host: str = "127.0.0.1"
+    local_host: str = "127.0.0.1"  # bound, for SIP (UDP and TCP) and RTP
+    public_host: str | None = None  # advertised in Via, Contact and SDP; default: local_host
     sip_port: int = 5060  # 0: any free port
     rtp_ports: tuple[int, int] = (20000, 29999)
     register_expires: int = 300

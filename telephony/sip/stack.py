@@ -114,6 +114,13 @@ class Stack:
         return response
 
     async def resolve(self, uri: SipUri) -> Address:
+        """Where to send a request for `uri`; a `;transport=tcp` URI marks it for TCP."""
+        address = await self._address_of(uri)
+        if (uri.params.get("transport") or "").lower() == "tcp":
+            self.endpoint.mark_tcp(address)
+        return address
+
+    async def _address_of(self, uri: SipUri) -> Address:
         host, port = uri.host_port
         try:
             ipaddress.ip_address(host)

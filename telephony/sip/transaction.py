@@ -1,4 +1,7 @@
-"""RFC 3261 §17 transactions over UDP (with the RFC 6026 Accepted state), sans-IO.
+"""RFC 3261 §17 transactions (with the RFC 6026 Accepted state), sans-IO.
+
+Over a reliable transport (TCP) nothing is retransmitted: Timers A, E and G never start, and
+D, I, J and K are zero (§17.1.1.2, 17.1.2.2, 17.2.1, 17.2.2).
 
 The layer never reads a clock, never touches a socket: the caller passes `now` into every call,
 takes the datagrams to send with `datagrams_to_send()`, and calls `tick(now)` at `next_deadline()`.
@@ -74,8 +77,9 @@ Emit = Callable[[Event], None]
 
 
 class _Transaction:
-    def __init__(self, timers: TimerConfig, send: Sink, emit: Emit) -> None:
+    def __init__(self, timers: TimerConfig, send: Sink, emit: Emit, reliable: bool) -> None:
         self.state = State.TRYING
+        self.reliable = reliable
         self._config = timers
         self._send = send
         self._emit = emit
@@ -107,6 +111,10 @@ class _Transaction:
     def _on_timer(self, name: str, now: float) -> None:
         raise NotImplementedError
 
+    def _linger(self, interval: float) -> float:
+        """How long to absorb retransmissions: nothing comes again over a reliable transport."""
+        return 0.0 if self.reliable else interval
+
 
 class ClientTransaction(_Transaction):
     """Sends a request, retransmits it, matches responses; ACKs non-2xx finals to INVITE."""
@@ -119,17 +127,21 @@ class ClientTransaction(_Transaction):
         timers: TimerConfig,
         send: Sink,
         emit: Emit,
+        reliable: bool = False,
+        udp_fallback: bool = False,
     ) -> None:
-        super().__init__(timers, send, emit)
+        super().__init__(timers, send, emit, reliable)
         self.request = request
         self.destination = destination
+        self.udp_fallback = udp_fallback  # sent over TCP only for its size (RFC 3261 18.1.1)
         self.branch = request.top_via.branch or ""
         self.is_invite = request.method == "INVITE"
         self.final_response: Response | None = None
         self._wire = request.to_bytes()
         self.state = State.CALLING if self.is_invite else State.TRYING
         self._transmit()
-        self._start_timer("A" if self.is_invite else "E", now, timers.t1)
+        if not reliable:
+            self._start_timer("A" if self.is_invite else "E", now, timers.t1)
         self._start_timer("B" if self.is_invite else "F", now, timers.timeout)
 
     @property
@@ -161,7 +173,7 @@ class ClientTransaction(_Transaction):
                 self._timers.clear()
                 self.final_response = response
                 self._send_ack(response)
-                self._start_timer("D", now, 32.0)
+                self._start_timer("D", now, self._linger(32.0))
             self._emit(ResponseReceived(response, self))
         elif self.state is State.ACCEPTED and 200 <= status < 300:
             self._emit(ResponseReceived(response, self))  # the TU acknowledges 2xx itself
@@ -191,7 +203,7 @@ class ClientTransaction(_Transaction):
             self.state = State.COMPLETED
             self.final_response = response
             self._timers.clear()
-            self._start_timer("K", now, self._config.t4)
+            self._start_timer("K", now, self._linger(self._config.t4))
         self._emit(ResponseReceived(response, self))
 
     def _on_timer(self, name: str, now: float) -> None:
@@ -209,16 +221,31 @@ class ClientTransaction(_Transaction):
         else:  # D, K, M: linger for retransmissions, then go
             self._terminate()
 
+    def fall_back_to_unreliable(self, now: float) -> None:
+        """The reliable transport failed before anything came back (RFC 3261 18.1.1: a request
+        sent over TCP only for its size is retried over UDP): send again, retransmitting."""
+        self.reliable = False
+        self._transmit()
+        if self.state in (State.CALLING, State.TRYING):
+            self._start_timer("A" if self.is_invite else "E", now, self._config.t1)
+
 
 class ServerTransaction(_Transaction):
     """Absorbs request retransmissions, retransmits our responses, waits for the ACK."""
 
     def __init__(
-        self, request: Request, source: Address, timers: TimerConfig, send: Sink, emit: Emit
+        self,
+        request: Request,
+        source: Address,
+        timers: TimerConfig,
+        send: Sink,
+        emit: Emit,
+        reliable: bool = False,
     ) -> None:
-        super().__init__(timers, send, emit)
+        super().__init__(timers, send, emit, reliable)
         self.request = request
-        self.reply_to = _response_address(request.top_via, source)
+        # RFC 3261 18.2.2: over a connection, the answer goes back on it (to its source).
+        self.reply_to = source if reliable else _response_address(request.top_via, source)
         self.is_invite = request.method == "INVITE"
         self.state = State.PROCEEDING if self.is_invite else State.TRYING
         self.last_response: Response | None = None
@@ -242,18 +269,19 @@ class ServerTransaction(_Transaction):
             self._start_timer("L", now, self._config.timeout)
         elif self.is_invite:
             self.state = State.COMPLETED
-            self._start_timer("G", now, self._config.t1)
+            if not self.reliable:
+                self._start_timer("G", now, self._config.t1)
             self._start_timer("H", now, self._config.timeout)
         else:
             self.state = State.COMPLETED
-            self._start_timer("J", now, self._config.timeout)
+            self._start_timer("J", now, self._linger(self._config.timeout))
 
     def receive_retransmission(self, request: Request, now: float) -> None:
         if request.method == "ACK":
             if self.state is State.COMPLETED:
                 self.state = State.CONFIRMED
                 self._timers.clear()
-                self._start_timer("I", now, self._config.t4)
+                self._start_timer("I", now, self._linger(self._config.t4))
             return
         if self._wire and self.state in (State.PROCEEDING, State.COMPLETED):
             self._send(Datagram(self._wire, self.reply_to))
@@ -276,6 +304,22 @@ def _response_address(via: Via, source: Address) -> Address:
     # The host is always the packet's source (what we would write as `received`); a `received`
     # the sender put in its own Via is not trusted, so nobody can point our answers elsewhere.
     return source[0], via.port or 5060
+
+
+def note_source(request: Request, source: Address) -> None:
+    """RFC 3261 18.2.1 with RFC 3581 4: mark the top Via with where the request really came
+    from (`received` when the host differs, `received` and `rport` when the sender asked for
+    rport), so that our responses tell a client behind NAT its public address."""
+    via = request.top_via
+    params = dict(via.params)
+    if "rport" in params:
+        params["rport"] = str(source[1])
+    elif via.host.strip("[]") == source[0]:
+        return
+    params["received"] = source[0]
+    vias = request.headers.get_all("Via")
+    request.headers.set("Via", ", ".join([str(Via(via.transport, via.host, via.port, params)),
+                                          *vias[1:]]))
 
 
 def server_key(request: Request) -> tuple[str, str, str]:
@@ -317,14 +361,23 @@ class TransactionLayer:
             heapq.heappop(self._heap)
         return None
 
-    def send_request(self, request: Request, destination: Address, now: float) -> ClientTransaction:
+    def send_request(
+        self,
+        request: Request,
+        destination: Address,
+        now: float,
+        *,
+        reliable: bool = False,
+        udp_fallback: bool = False,
+    ) -> ClientTransaction:
         if request.method == "ACK":
             raise LocalProtocolError("an ACK has no client transaction; use send_stateless")
         branch = request.top_via.branch or ""
         if (branch, request.method) in self._clients:  # before anything is sent
             raise LocalProtocolError(f"branch {branch} is already in use")
         transaction = ClientTransaction(
-            request, destination, now, self.timers, self._outgoing.append, self._events.append
+            request, destination, now, self.timers, self._outgoing.append, self._events.append,
+            reliable, udp_fallback,
         )
         self._clients[transaction.key] = transaction
         self._schedule(transaction)
@@ -338,6 +391,22 @@ class TransactionLayer:
         """Forget an INVITE whose CANCEL was never answered (RFC 3261 9.1: after 64*T1)."""
         transaction._terminate()  # its timers go too: next_deadline() must not wake for it
         self._forget(transaction)
+
+    def transport_failed(self, destination: Address, now: float) -> list[Event]:
+        """No connection could be made to `destination`: client transactions sent there only
+        for their size are retried over UDP; the others time out at once (RFC 3261 8.1.3.1,
+        17.1.4)."""
+        for transaction in list(self._clients.values()):
+            if transaction.destination != destination or not transaction.reliable:
+                continue
+            if transaction.udp_fallback:
+                transaction.fall_back_to_unreliable(now)
+                self._schedule(transaction)
+            else:
+                transaction._terminate()
+                self._forget(transaction)
+                self._events.append(TransactionTimedOut(transaction))
+        return self._take_events()
 
     def reject_malformed(self, data: bytes, error: SipParseError, source: Address) -> None:
         """Answer a datagram `parse_message` refused, statelessly, with a 400 naming the problem
@@ -358,11 +427,13 @@ class TransactionLayer:
             method = "INVITE"
         return self._servers.get((branch, sent_by, method))
 
-    def receive(self, message: Message, source: Address, now: float) -> list[Event]:
+    def receive(
+        self, message: Message, source: Address, now: float, *, reliable: bool = False
+    ) -> list[Event]:
         if isinstance(message, Response):
             self._receive_response(message, now)
         else:
-            self._receive_request(message, source, now)
+            self._receive_request(message, source, now, reliable)
         return self._take_events()
 
     def tick(self, now: float) -> list[Event]:
@@ -384,7 +455,10 @@ class TransactionLayer:
         transaction.receive(response, now)
         self._schedule(transaction)
 
-    def _receive_request(self, request: Request, source: Address, now: float) -> None:
+    def _receive_request(
+        self, request: Request, source: Address, now: float, reliable: bool
+    ) -> None:
+        note_source(request, source)
         key = server_key(request)
         existing = self._servers.get(key)
         ack_to_2xx = request.method == "ACK" and existing is not None and (
@@ -398,7 +472,7 @@ class TransactionLayer:
             self._events.append(RequestReceived(request, source, None))
             return
         transaction = ServerTransaction(
-            request, source, self.timers, self._outgoing.append, self._events.append
+            request, source, self.timers, self._outgoing.append, self._events.append, reliable
         )
         self._servers[key] = transaction
         self._events.append(RequestReceived(request, source, transaction))

@@ -58,7 +58,7 @@ class SipUserAgent:
         self.config = config
         endpoint = SipEndpoint(
             config.local_host, config.sip_port, config.timers, self._on_request,
-            self._on_stray_response,
+            self._on_stray_response, public_host=config.public_host,
         )
         self.stack = Stack(endpoint, account, config)
         self.media = MediaEngine(config.local_host, config.rtp_ports, inband_dtmf=inband_dtmf)

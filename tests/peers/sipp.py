@@ -10,6 +10,7 @@ sipp runs with ``-trace_msg -trace_err`` so every SIP message it sent or receive
 from __future__ import annotations
 
 import re
+import socket
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -122,7 +123,8 @@ class Sipp:
     ``from_user`` is the user part of the UAC scenarios' From (``@@FROM_USER@@``, default
     ``sipp``, unknown to Kamailio, so no INVITE challenge). ``status``/``reason`` fill
     ``@@STATUS@@``/``@@REASON@@`` (``uas_status.xml``); ``dtmf_digit`` picks the RFC 2833
-    capture, ``inband_digit`` the generated in-band one.
+    capture, ``inband_digit`` the generated in-band one. ``transport`` is sipp's ``-t``
+    (``u1``: UDP, ``t1``: one TCP connection; ``[transport]`` in messages follows it).
     """
 
     def __init__(
@@ -145,6 +147,7 @@ class Sipp:
         reason: str | None = None,
         extra_args: Sequence[str] = (),
         ports: PortBlock | None = None,
+        transport: str = "u1",
     ) -> None:
         self.sipp_bin = require_binary("sipp")
         source = Path(scenario)
@@ -173,6 +176,7 @@ class Sipp:
         self.duration_ms = duration_ms
         self.rate = rate
         self.extra_args = list(extra_args)
+        self.transport = transport
         self.message_file = self.workdir / "messages.log"
         self.error_file = self.workdir / "errors.log"
         self.log_path = self.workdir / "sipp.log"
@@ -208,6 +212,7 @@ class Sipp:
             "-trace_msg", "-message_file", str(self.message_file),
             "-trace_err", "-error_file", str(self.error_file),
             "-nostdin",
+            "-t", self.transport,
         ]  # fmt: skip
         if self.service is not None:
             args += ["-s", self.service]
@@ -236,10 +241,12 @@ class Sipp:
         process = PeerProcess(f"sipp {self.name}", self.argv(), self.log_path, self.workdir)
         self.process = process
         process.start()
+        over_tcp = self.transport.startswith("t")
+        bound = _tcp_port_bound if over_tcp else udp_port_bound
         process.wait_ready(
-            lambda: udp_port_bound(self.port) or (allow_exit and not process.running()),
+            lambda: bound(self.port) or (allow_exit and not process.running()),
             timeout,
-            what=f"UDP port {self.port}",
+            what=f"{'TCP' if over_tcp else 'UDP'} port {self.port}",
         )
         return self
 
@@ -320,3 +327,17 @@ class Sipp:
             f"{self.log_text()[-3000:]}\n--- errors ---\n{self.error_log()[-3000:]}\n"
             f"--- messages ---\n{self.message_log()[-6000:]}"
         )
+
+
+def _tcp_port_bound(port: int) -> bool:
+    """True if some process listens on TCP ``HOST:port`` (a bind attempt fails); no connection
+    is made, so sipp never sees one."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((HOST, port))
+    except OSError:
+        return True
+    finally:
+        sock.close()
+    return False
