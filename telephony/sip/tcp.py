@@ -79,8 +79,8 @@ class Connection(asyncio.Protocol):
             return
         if self._transport is None:  # still connecting
             if self._pending_bytes + len(data) > MAX_PENDING_BYTES:
-                log.info("SIP connection to %s:%s not made yet; a message dropped", *self.remote
-                         or ("?", 0))
+                log.info("SIP connection to %s:%s not made yet; a message dropped",
+                         *(self.remote or ("?", 0)))
                 return
             self._pending.append(data)
             self._pending_bytes += len(data)
