@@ -124,7 +124,7 @@ class SipEndpoint:
         self.dropped_datagrams = 0
         self.send_errors = 0
         self.tracer: Tracer | None = None  # sees every message in and out (sip trace, tests)
-        self.tcp = TcpTransport(self._stream_message, self._connect_failed)
+        self.tcp = TcpTransport(self._stream_message, self._connect_failed, self.layer.uses)
         self._tcp_targets: dict[Address, None] = {}  # named by a `;transport=tcp` URI
         self._udp_only: dict[Address, None] = {}  # refused a connection for a large request
         self._reported_host: str | None = None

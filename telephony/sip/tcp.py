@@ -17,9 +17,10 @@ log = logging.getLogger(__name__)
 Address = tuple[str, int]
 MessageHandler = Callable[[bytes, Address], None]
 FailureHandler = Callable[[Address], None]
+InUse = Callable[[Address], bool]
 
 CONNECT_TIMEOUT_S = 5.0
-IDLE_TIMEOUT_S = 120.0  # no byte either way for this long: the connection is closed
+IDLE_TIMEOUT_S = 120.0  # no byte either way for this long, and no transaction on it: closed
 MAX_CONNECTIONS = 1024
 MAX_PENDING_BYTES = 256 * 1024  # written while the connection is being made
 MAX_WRITE_BUFFER = 1024 * 1024  # not yet taken by the kernel: beyond it the peer is stuck
@@ -111,10 +112,14 @@ class Connection(asyncio.Protocol):
     def _check_idle(self) -> None:
         if self.closed:
             return
-        if asyncio.get_running_loop().time() - self._last_used >= self._owner.idle_timeout_s:
-            self.close()
-        else:
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._last_used < self._owner.idle_timeout_s:
             self._arm_idle()
+        elif self.remote is not None and self._owner.in_use(self.remote):
+            self._touch()  # a transaction still waits on it: another idle period
+            self._arm_idle()
+        else:
+            self.close()
 
 
 class TcpTransport:
@@ -124,10 +129,12 @@ class TcpTransport:
         self,
         on_message: MessageHandler,
         on_connect_failed: FailureHandler,
+        in_use: InUse,
         idle_timeout_s: float = IDLE_TIMEOUT_S,
     ) -> None:
         self._on_message = on_message
         self._on_connect_failed = on_connect_failed
+        self.in_use = in_use
         self.idle_timeout_s = idle_timeout_s
         self._connections: dict[Address, Connection] = {}
         self._server: asyncio.Server | None = None

@@ -392,6 +392,12 @@ class TransactionLayer:
         transaction._terminate()  # its timers go too: next_deadline() must not wake for it
         self._forget(transaction)
 
+    def uses(self, address: Address) -> bool:
+        """Whether a live transaction sends to `address` (its connection is still wanted)."""
+        return any(t.destination == address for t in self._clients.values()) or any(
+            t.reply_to == address for t in self._servers.values()
+        )
+
     def transport_failed(self, destination: Address, now: float) -> list[Event]:
         """No connection could be made to `destination`: client transactions sent there only
         for their size are retried over UDP; the others time out at once (RFC 3261 8.1.3.1,

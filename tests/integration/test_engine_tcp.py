@@ -127,6 +127,27 @@ async def test_registration_at_kamailio_over_tcp(
         assert len(ua.endpoint.tcp) == 1
 
 
+async def test_call_through_kamailio_over_tcp(
+    sipp: SippFactory, kamailio: Kamailio, rtp_ports: PortBlock
+) -> None:
+    """Registrar and proxy over TCP, callee behind it over UDP: every request we send, ACK and
+    BYE along the route set included, goes over our one connection to Kamailio."""
+    callee = sipp("uas_answer_dtmf", service="dtmf", calls=1, dtmf_digit="4", start=True)
+    kamailio.add_contact("dtmf", callee.contact)
+    async with user_agent(rtp_ports, registrar=f"sip:{kamailio.domain};transport=tcp") as (
+        ua, trace
+    ):
+        call = await answered(ua, "dtmf")
+        assert await call.receive_digit(DIGIT_WAIT_S) == "4"
+        await call.hangup()
+        await finished(callee)
+        sent = requests_out(trace)
+        assert {request.method for request, _ in sent} == {"REGISTER", "INVITE", "ACK", "BYE"}
+        assert {peer for _, peer in sent} == {("127.0.0.1", kamailio.port)}
+        assert all(request.top_via.transport == "TCP" for request, _ in sent)
+        assert len(ua.endpoint.tcp) == 1
+
+
 async def test_inbound_call_over_tcp_is_answered_on_its_connection(
     sipp: SippFactory, rtp_ports: PortBlock
 ) -> None:

@@ -19,6 +19,13 @@ class Recorder:
     def __init__(self) -> None:
         self.messages: asyncio.Queue[tuple[bytes, Address]] = asyncio.Queue()
         self.failed: asyncio.Queue[Address] = asyncio.Queue()
+        self.busy_checks = 1  # how many idle checks hear "a transaction still uses it"
+        self.asked: list[Address] = []
+
+    def in_use(self, address: Address) -> bool:
+        self.asked.append(address)
+        self.busy_checks -= 1
+        return self.busy_checks >= 0
 
 
 def listening_socket() -> socket.socket:
@@ -32,7 +39,7 @@ def listening_socket() -> socket.socket:
 async def transport() -> AsyncIterator[tuple[TcpTransport, Recorder, Address]]:
     recorder = Recorder()
     tcp = TcpTransport(lambda data, peer: recorder.messages.put_nowait((data, peer)),
-                       recorder.failed.put_nowait, idle_timeout_s=0.3)
+                       recorder.failed.put_nowait, recorder.in_use, idle_timeout_s=0.2)
     sock = listening_socket()
     address = sock.getsockname()
     await tcp.listen(sock)
@@ -51,7 +58,7 @@ async def test_messages_to_one_address_share_one_connection() -> None:
 
     server = await asyncio.start_server(on_client, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    tcp = TcpTransport(lambda data, peer: None, recorder.failed.put_nowait)
+    tcp = TcpTransport(lambda data, peer: None, recorder.failed.put_nowait, recorder.in_use)
     try:
         tcp.send(OPTIONS, ("127.0.0.1", port))
         tcp.send(OPTIONS, ("127.0.0.1", port))  # while the connection is being made
@@ -96,14 +103,16 @@ async def test_garbage_closes_the_connection(
     writer.close()
 
 
-async def test_an_idle_connection_is_closed(
+async def test_an_idle_connection_is_closed_once_no_transaction_uses_it(
     transport: tuple[TcpTransport, Recorder, Address],
 ) -> None:
-    tcp, _, address = transport
+    tcp, recorder, address = transport
     reader, writer = await asyncio.open_connection(*address)
     writer.write(OPTIONS)
     async with asyncio.timeout(WAIT_S):
         assert await reader.read() == b""  # nothing said for idle_timeout_s
+    source = writer.get_extra_info("sockname")
+    assert recorder.asked == [(source[0], source[1])] * 2  # kept the first time it was idle
     assert len(tcp) == 0
     writer.close()
 
@@ -112,7 +121,7 @@ async def test_a_refused_connection_is_reported() -> None:
     recorder = Recorder()
     sock = listening_socket()  # bound, never listening: connections are refused
     port = sock.getsockname()[1]
-    tcp = TcpTransport(lambda data, peer: None, recorder.failed.put_nowait)
+    tcp = TcpTransport(lambda data, peer: None, recorder.failed.put_nowait, recorder.in_use)
     try:
         tcp.send(OPTIONS, ("127.0.0.1", port))
         async with asyncio.timeout(WAIT_S):

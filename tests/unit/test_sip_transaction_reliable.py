@@ -132,3 +132,15 @@ def test_a_large_request_falls_back_to_udp_with_retransmissions() -> None:
     assert layer.next_deadline() == 1.0 + TIMERS.t1  # Timer A runs now
     layer.tick(1.0 + TIMERS.t1)
     assert layer.datagrams_to_send() == [first]
+
+
+def test_a_destination_is_in_use_while_a_transaction_lives() -> None:
+    layer = TransactionLayer(TIMERS)
+    register = outgoing("REGISTER")
+    layer.send_request(register, PROXY, 0.0, reliable=True)
+    transaction = server(layer, "OPTIONS", NAT, reliable=True)
+    assert layer.uses(PROXY) and layer.uses(NAT) and not layer.uses(PEER)
+    layer.receive(answer(register, 200), PROXY, 0.1)
+    layer.respond(transaction, make_response(transaction.request, 200), 0.1)
+    layer.tick(0.1)
+    assert not layer.uses(PROXY) and not layer.uses(NAT)
