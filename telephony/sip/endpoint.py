@@ -124,7 +124,9 @@ class SipEndpoint:
         self.dropped_datagrams = 0
         self.send_errors = 0
         self.tracer: Tracer | None = None  # sees every message in and out (sip trace, tests)
-        self.tcp = TcpTransport(self._stream_message, self._connect_failed, self.layer.uses)
+        self.tcp = TcpTransport(
+            self._stream_message, self._connect_failed, self.layer.uses, self._connection_lost
+        )
         self._tcp_targets: dict[Address, None] = {}  # named by a `;transport=tcp` URI
         self._udp_only: dict[Address, None] = {}  # refused a connection for a large request
         self._reported_host: str | None = None
@@ -254,6 +256,12 @@ class SipEndpoint:
             _remember(self._udp_only, destination)
         self._dispatch(self.layer.transport_failed(destination, self.now))
         self._flush()
+
+    def _connection_lost(self, remote: Address) -> None:
+        """RFC 3261 18.2.2: answers still due on a closed connection go to a new one, made to
+        the sent-by of the request's Via."""
+        for address in self.layer.connection_lost(remote):
+            self.mark_tcp(address)
 
     def _notice_public_address(self, response: Response) -> None:
         """RFC 3581: the `received` a server puts in our Via is the address it sees us at. We

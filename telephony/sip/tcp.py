@@ -73,7 +73,8 @@ class Connection(asyncio.Protocol):
         self.closed = True
         if self._idle is not None:
             self._idle.cancel()
-        self._owner.forget(self)
+        if self._owner.forget(self):
+            self._owner.lost(self)
 
     def send(self, data: bytes) -> None:
         if self.closed:
@@ -130,11 +131,13 @@ class TcpTransport:
         on_message: MessageHandler,
         on_connect_failed: FailureHandler,
         in_use: InUse,
+        on_lost: FailureHandler,
         idle_timeout_s: float = IDLE_TIMEOUT_S,
     ) -> None:
         self._on_message = on_message
         self._on_connect_failed = on_connect_failed
         self.in_use = in_use
+        self._on_lost = on_lost
         self.idle_timeout_s = idle_timeout_s
         self._connections: dict[Address, Connection] = {}
         self._server: asyncio.Server | None = None
@@ -189,9 +192,16 @@ class TcpTransport:
         self._connections[connection.remote] = connection
         return True
 
-    def forget(self, connection: Connection) -> None:
+    def forget(self, connection: Connection) -> bool:
+        """Drop a connection from the table; False when it was not (or no longer) in it."""
         if connection.remote is not None and self._connections.get(connection.remote) is connection:
             del self._connections[connection.remote]
+            return True
+        return False
+
+    def lost(self, connection: Connection) -> None:
+        assert connection.remote is not None
+        self._on_lost(connection.remote)
 
     def on_message(self, data: bytes, remote: Address) -> None:
         self._on_message(data, remote)

@@ -398,6 +398,19 @@ class TransactionLayer:
             t.reply_to == address for t in self._servers.values()
         )
 
+    def connection_lost(self, remote: Address) -> list[Address]:
+        """The connection to `remote` closed: server transactions that answered on it answer
+        at their Via's sent-by (with `received`) from now on (RFC 3261 18.2.2); the addresses
+        that now need a connection come back."""
+        moved: list[Address] = []
+        for transaction in self._servers.values():
+            if transaction.reliable and transaction.reply_to == remote:
+                # The received host (the connection's), the port of sent-by: not rport, which
+                # was the closed connection's own.
+                transaction.reply_to = remote[0], transaction.request.top_via.port or 5060
+                moved.append(transaction.reply_to)
+        return moved
+
     def transport_failed(self, destination: Address, now: float) -> list[Event]:
         """No connection could be made to `destination`: client transactions sent there only
         for their size are retried over UDP; the others time out at once (RFC 3261 8.1.3.1,

@@ -21,6 +21,7 @@ class Recorder:
         self.failed: asyncio.Queue[Address] = asyncio.Queue()
         self.busy_checks = 1  # how many idle checks hear "a transaction still uses it"
         self.asked: list[Address] = []
+        self.lost: list[Address] = []
 
     def in_use(self, address: Address) -> bool:
         self.asked.append(address)
@@ -39,7 +40,8 @@ def listening_socket() -> socket.socket:
 async def transport() -> AsyncIterator[tuple[TcpTransport, Recorder, Address]]:
     recorder = Recorder()
     tcp = TcpTransport(lambda data, peer: recorder.messages.put_nowait((data, peer)),
-                       recorder.failed.put_nowait, recorder.in_use, idle_timeout_s=0.2)
+                       recorder.failed.put_nowait, recorder.in_use, recorder.lost.append,
+                       idle_timeout_s=0.2)
     sock = listening_socket()
     address = sock.getsockname()
     await tcp.listen(sock)
@@ -58,7 +60,8 @@ async def test_messages_to_one_address_share_one_connection() -> None:
 
     server = await asyncio.start_server(on_client, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    tcp = TcpTransport(lambda data, peer: None, recorder.failed.put_nowait, recorder.in_use)
+    tcp = TcpTransport(lambda data, peer: None, recorder.failed.put_nowait, recorder.in_use,
+                       recorder.lost.append)
     try:
         tcp.send(OPTIONS, ("127.0.0.1", port))
         tcp.send(OPTIONS, ("127.0.0.1", port))  # while the connection is being made
@@ -114,6 +117,7 @@ async def test_an_idle_connection_is_closed_once_no_transaction_uses_it(
     source = writer.get_extra_info("sockname")
     assert recorder.asked == [(source[0], source[1])] * 2  # kept the first time it was idle
     assert len(tcp) == 0
+    assert recorder.lost == [(source[0], source[1])]
     writer.close()
 
 
@@ -121,12 +125,13 @@ async def test_a_refused_connection_is_reported() -> None:
     recorder = Recorder()
     sock = listening_socket()  # bound, never listening: connections are refused
     port = sock.getsockname()[1]
-    tcp = TcpTransport(lambda data, peer: None, recorder.failed.put_nowait, recorder.in_use)
+    tcp = TcpTransport(lambda data, peer: None, recorder.failed.put_nowait, recorder.in_use,
+                       recorder.lost.append)
     try:
         tcp.send(OPTIONS, ("127.0.0.1", port))
         async with asyncio.timeout(WAIT_S):
             assert await recorder.failed.get() == ("127.0.0.1", port)
-        assert len(tcp) == 0
+        assert len(tcp) == 0 and recorder.lost == []
     finally:
         tcp.close()
         sock.close()

@@ -144,3 +144,14 @@ def test_a_destination_is_in_use_while_a_transaction_lives() -> None:
     layer.respond(transaction, make_response(transaction.request, 200), 0.1)
     layer.tick(0.1)
     assert not layer.uses(PROXY) and not layer.uses(NAT)
+
+
+def test_answers_due_on_a_closed_connection_go_to_the_sent_by() -> None:
+    layer = TransactionLayer(TIMERS)
+    transaction = server(layer, "INVITE", NAT, reliable=True,
+                         via="SIP/2.0/TCP 10.0.0.5:5070;branch={branch};rport")
+    assert layer.connection_lost(NAT) == [(NAT[0], 5070)]
+    layer.respond(transaction, make_response(transaction.request, 486, to_tag="t"), 0.0)
+    [datagram] = layer.datagrams_to_send()
+    assert datagram.address == (NAT[0], 5070)
+    assert layer.connection_lost(PEER) == []
