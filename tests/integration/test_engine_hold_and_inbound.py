@@ -46,6 +46,9 @@ class Progress:
         self.answered_with: Mapping[str, Any] | None = None
         self.results: list[str] = []
 
+    async def dial_slot(self) -> None:
+        return None  # no rate budget here: dial at once
+
     def answered(self, dialog: Mapping[str, Any]) -> None:
         self.answered_with = dialog
 
