@@ -73,7 +73,7 @@ from tests.peers.capture import Capture
 from tests.peers.kamailio import Kamailio
 from tests.peers.ports import allocate_ports
 from tests.peers.process import PeerError
-from tests.peers.ringback import RingbackService
+from tests.peers.ringback import RingbackService, survey_settings
 from tests.peers.sipp import Sipp
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -138,21 +138,9 @@ def service_env(args: argparse.Namespace, kamailio: Kamailio, crm: CrmReceiver, 
                 database_url: str | None) -> dict[str, str]:
     """The e2e tests' settings (tests/integration/test_csat_e2e.py `service`), plus limits."""
     env = {
-        "RINGBACK_SIP_REGISTRAR": kamailio.domain,
-        "RINGBACK_SIP_USER": "ringback",
-        "RINGBACK_SIP_PASSWORD": kamailio.users["ringback"],
-        "RINGBACK_SIP_DIAL_TEMPLATE": "{digits}",
+        **survey_settings(kamailio, company=COMPANY),
         "RINGBACK_CRM_URL": crm.url,
-        "RINGBACK_COMPANY_NAME": COMPANY,
-        "RINGBACK_DEFAULT_LOCALE": "en",
-        "RINGBACK_SURVEY_DELAY_S": "2",
-        "RINGBACK_SURVEY_MIN_CALL_S": "10",
-        "RINGBACK_SURVEY_NO_INPUT_S": "2",
-        "RINGBACK_SURVEY_RETRY_DELAY_S": "1",
         "RINGBACK_SURVEY_MAX_ATTEMPTS": "3",
-        "RINGBACK_CALLING_WINDOW_HOURS": "mon-sun 00:00-23:59",
-        "RINGBACK_DISPATCH_INTERVAL_S": "0.2",
-        "RINGBACK_RING_TIMEOUT_S": "10",
         "RINGBACK_CHANNEL_LIMIT": str(args.channels),
         "RINGBACK_CALLS_PER_SECOND": f"{args.cps:g}",
         "RINGBACK_INSTANCE_NAME": name,

@@ -24,7 +24,7 @@ from tests.crm_receiver import CrmReceiver
 from tests.peers.capture import Capture
 from tests.peers.kamailio import Kamailio
 from tests.peers.process import wait_until
-from tests.peers.ringback import RINGBACK, RingbackService, sign
+from tests.peers.ringback import RINGBACK, RingbackService, sign, survey_settings
 from tests.peers.sipp import Sipp
 
 pytestmark = pytest.mark.peers
@@ -53,20 +53,8 @@ def service(
 
     def factory(**env: str) -> RingbackService:
         settings = {
-            "RINGBACK_SIP_REGISTRAR": kamailio.domain,
-            "RINGBACK_SIP_USER": "ringback",
-            "RINGBACK_SIP_PASSWORD": kamailio.users["ringback"],
-            "RINGBACK_SIP_DIAL_TEMPLATE": "{digits}",
+            **survey_settings(kamailio, company=COMPANY),
             "RINGBACK_CRM_URL": crm.url,
-            "RINGBACK_COMPANY_NAME": COMPANY,
-            "RINGBACK_DEFAULT_LOCALE": "en",
-            "RINGBACK_SURVEY_DELAY_S": "2",
-            "RINGBACK_SURVEY_MIN_CALL_S": "10",
-            "RINGBACK_SURVEY_NO_INPUT_S": "2",
-            "RINGBACK_SURVEY_RETRY_DELAY_S": "1",
-            "RINGBACK_CALLING_WINDOW_HOURS": "mon-sun 00:00-23:59",
-            "RINGBACK_DISPATCH_INTERVAL_S": "0.2",
-            "RINGBACK_RING_TIMEOUT_S": "10",
             **{f"RINGBACK_{name.upper()}": value for name, value in env.items()},
         }
         svc = RingbackService(tmp_path / f"ringback-{len(started)}", settings)

@@ -20,7 +20,7 @@ import pytest
 from tests.conftest import SippFactory
 from tests.peers.kamailio import Kamailio
 from tests.peers.process import wait_until
-from tests.peers.ringback import RingbackService
+from tests.peers.ringback import RingbackService, survey_settings
 
 pytestmark = pytest.mark.peers
 
@@ -33,21 +33,7 @@ WRONG_PASSWORD = "not-the-secret-42"
 
 
 def settings(kamailio: Kamailio, password: str) -> dict[str, str]:
-    return {
-        "RINGBACK_SIP_REGISTRAR": kamailio.domain,
-        "RINGBACK_SIP_USER": "ringback",
-        "RINGBACK_SIP_PASSWORD": password,
-        "RINGBACK_SIP_DIAL_TEMPLATE": "{digits}",
-        "RINGBACK_COMPANY_NAME": "Acme",
-        "RINGBACK_DEFAULT_LOCALE": "en",
-        "RINGBACK_SURVEY_DELAY_S": "1",
-        "RINGBACK_SURVEY_MIN_CALL_S": "10",
-        "RINGBACK_SURVEY_NO_INPUT_S": "2",
-        "RINGBACK_SURVEY_RETRY_DELAY_S": "1",
-        "RINGBACK_CALLING_WINDOW_HOURS": "mon-sun 00:00-23:59",
-        "RINGBACK_DISPATCH_INTERVAL_S": "0.2",
-        "RINGBACK_RING_TIMEOUT_S": "10",
-    }
+    return {**survey_settings(kamailio, password=password), "RINGBACK_SURVEY_DELAY_S": "1"}
 
 
 @pytest.fixture

@@ -19,10 +19,34 @@ from audio.prompts import EncodedPrompt, PromptCache
 from audio.tts import SpeechSynthesizer
 from infra.settings import DEV_WEBHOOK_SECRET
 from ivr.survey import survey_texts
+from tests.peers.kamailio import Kamailio
 from tests.peers.ports import PortBlock, allocate_ports
 from tests.peers.process import PeerProcess
 
 RINGBACK = Path(sys.executable).with_name("ringback")
+
+
+def survey_settings(
+    kamailio: Kamailio, *, password: str | None = None, company: str = "Acme"
+) -> dict[str, str]:
+    """`ringback serve` for survey tests: registered at `kamailio` as ringback, dialing the
+    clients' numbers there, English prompts, a survey due seconds after the call, the calling
+    window all day and quick ticks (add the CRM URL and limits per test)."""
+    return {
+        "RINGBACK_SIP_REGISTRAR": kamailio.domain,
+        "RINGBACK_SIP_USER": "ringback",
+        "RINGBACK_SIP_PASSWORD": password or kamailio.users["ringback"],
+        "RINGBACK_SIP_DIAL_TEMPLATE": "{digits}",
+        "RINGBACK_COMPANY_NAME": company,
+        "RINGBACK_DEFAULT_LOCALE": "en",
+        "RINGBACK_SURVEY_DELAY_S": "2",
+        "RINGBACK_SURVEY_MIN_CALL_S": "10",
+        "RINGBACK_SURVEY_NO_INPUT_S": "2",
+        "RINGBACK_SURVEY_RETRY_DELAY_S": "1",
+        "RINGBACK_CALLING_WINDOW_HOURS": "mon-sun 00:00-23:59",
+        "RINGBACK_DISPATCH_INTERVAL_S": "0.2",
+        "RINGBACK_RING_TIMEOUT_S": "10",
+    }
 
 
 class RingbackService:
