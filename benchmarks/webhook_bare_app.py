@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from telephony.backend import CallReport, FlowCall
+from telephony.backend import CallProgress, CallReport, FlowCall
 from telephony.outcomes import Outcome
 
 WEEK_S = 7 * 24 * 3600.0
@@ -43,9 +45,12 @@ class NoopBackend:
     async def prepare(self, flow: str, locale: str, params: dict[str, str]) -> None:
         return None
 
-    async def run(self, call: FlowCall) -> CallReport:
+    async def run(self, call: FlowCall, progress: CallProgress) -> CallReport:
         self.calls += 1
         return CallReport(Outcome.FAILED, None, None, detail="benchmark: no-op backend")
+
+    async def end_orphan(self, dialog: Mapping[str, Any]) -> bool:
+        return False
 
 
 def bare_app() -> FastAPI:
