@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy.orm import Session
 
 from campaigns.models import ContactLock, DoNotCall, DoNotCallClient, Job, JobStatus
@@ -56,11 +56,16 @@ def lock_client(session: Session, client_id: str, phone: str) -> None:
     )
 
 
+def opted_out_clause(
+    client_id: str | ColumnElement[str], phone: str | ColumnElement[str]
+) -> ColumnElement[bool]:
+    """The do-not-call rule: the phone or the client is on a list (values or bound parameters)."""
+    return (exists().where(or_(DoNotCall.phone == phone, DoNotCall.client_id == client_id))
+            | exists().where(DoNotCallClient.client_id == client_id))
+
+
 def opted_out(session: Session, client_id: str, phone: str) -> bool:
-    return bool(session.scalar(select(
-        exists().where(or_(DoNotCall.phone == phone, DoNotCall.client_id == client_id))
-        | exists().where(DoNotCallClient.client_id == client_id)
-    )))
+    return bool(session.scalar(select(opted_out_clause(client_id, phone))))
 
 
 def contacted_recently(

@@ -9,20 +9,18 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, insert, literal, or_, select, union_all
+from sqlalchemy import Select, bindparam, insert, literal, select, union_all
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from campaigns.calendar import BusinessCalendar, parse_zone
 from campaigns.calling_window import CallingWindow, Dropped
 from campaigns.client_zone import client_zone
-from campaigns.contact_rules import COUNTED, ContactCap, lock_client
+from campaigns.contact_rules import COUNTED, ContactCap, lock_client, opted_out_clause
 from campaigns.deadlines import low_score_deadline
 from campaigns.events import CallCompletedData
 from campaigns.models import (
     CallAttempt,
     CallbackTask,
-    DoNotCall,
-    DoNotCallClient,
     Job,
     JobKind,
     JobStatus,
@@ -65,9 +63,8 @@ def _recent_survey(column: InstrumentedAttribute[str], parameter: str) -> Select
 # client) and a recent survey by client or by phone (each on its (column, kind, created_at) index).
 _SKIP_CHECK = union_all(
     select(literal("opted_out")).where(
-        or_(DoNotCall.phone == bindparam("phone"), DoNotCall.client_id == bindparam("client_id"))
-    ).limit(1).subquery().select(),
-    select(literal("opted_out")).where(DoNotCallClient.client_id == bindparam("client_id")),
+        opted_out_clause(bindparam("client_id"), bindparam("phone"))
+    ),
     _recent_survey(Job.client_id, "client_id").subquery().select(),
     _recent_survey(Job.phone, "phone").subquery().select(),
 )

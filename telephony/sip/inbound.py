@@ -45,7 +45,6 @@ class IncomingCall:
         self.transaction = transaction
         self.local_tag = random_token(8)
         self.state = IncomingState.RINGING
-        self.cancelled = asyncio.Event()
         self._ring_out: asyncio.TimerHandle | None = None
 
     @property
@@ -82,7 +81,6 @@ class IncomingCall:
         if self.state is IncomingState.RINGING:
             self._settle(IncomingState.CANCELLED)
             self._stack.respond(self.transaction, 487, to_tag=self.local_tag)
-            self.cancelled.set()
 
     def _settle(self, state: IncomingState) -> None:
         self.state = state

@@ -318,8 +318,7 @@ class OutboundCall:
         try:
             call.start_media(local.accept_answer(answer))
         except SdpError as exc:
-            await call.hangup()
-            call.end_reason = EndReason.BAD_ANSWER
+            await call.hangup(EndReason.BAD_ANSWER)
             problem = exc if answer else "none in the 2xx nor in an early 1xx of its dialog"
             return CallResult(Outcome.FAILED, 200, f"unusable SDP answer: {problem}", call_id,
                               setup_s)
