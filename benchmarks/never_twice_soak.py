@@ -4,7 +4,7 @@
     .venv/bin/python -m benchmarks.never_twice_soak --calls 100 --kills 3 \\
         --database postgresql --instances 2
 
-The peers are the end-to-end tests' own (tests/peers, tests/crm_receiver.py): Kamailio; one sipp
+The peers are the end-to-end tests' own (lab, tests/crm_receiver.py): Kamailio; one sipp
 UAS (``uas_survey_answer``) registered at Kamailio for every client's number, answering and
 pressing ``--digit`` after the greeting; a CRM receiver checking signatures; dumpcap on the
 callee's SIP port; and ``ringback serve`` (one instance on SQLite or PostgreSQL, or two on one
@@ -65,18 +65,18 @@ from sqlalchemy.pool import NullPool
 from benchmarks.sip_load import _interrupts_as_exceptions, machine
 from campaigns.models import CallAttempt, Job, JobStatus, OutboxEvent, OutboxStatus
 from infra.settings import DEV_OUTBOUND_SECRET
-from tests.crm_receiver import CrmReceiver
-from tests.db import postgres_admin_url, temporary_postgres_database
-from tests.integration.test_csat_e2e import COMPANY, call_completed, greeting_seconds
-from tests.integration.test_never_twice_e2e import numbers, post_together
-from tests.peers.capture import Capture
-from tests.peers.kamailio import Kamailio
-from tests.peers.ports import allocate_ports
-from tests.peers.process import PeerError
-from tests.peers.ringback import RingbackService, survey_settings
-from tests.peers.sipp import Sipp
+from lab.capture import Capture
+from lab.crm_events import call_completed, numbers, post_together
+from lab.crm_receiver import CrmReceiver
+from lab.databases import postgres_admin_url, temporary_postgres_database
+from lab.kamailio import Kamailio
+from lab.ports import allocate_ports
+from lab.process import PeerError
+from lab.ringback import RingbackService, survey_settings
+from lab.sipp import Sipp
 
 RESULTS = Path(__file__).resolve().parent / "results"
+COMPANY = "Acme"
 FINAL_EVENTS = ("survey.completed", "survey.unanswered")
 POLL_S = 0.3
 POST_BATCH = 100  # clients whose two events are POSTed together (2 threads each)
@@ -698,7 +698,7 @@ def start_services(stack: contextlib.ExitStack, args: argparse.Namespace, workdi
 def start_callee(stack: contextlib.ExitStack, args: argparse.Namespace, workdir: Path,
                  kamailio: Kamailio, svc: RingbackService, digits: list[str]) -> Sipp:
     """One sipp UAS answering every client's number; presses the key after the greeting."""
-    pause_ms = int((greeting_seconds(svc) + 2.5) * 1000)
+    pause_ms = int((svc.survey_prompt("survey.greeting", COMPANY).duration_s + 2.5) * 1000)
     callee = Sipp("uas_survey_answer", workdir / "callee", service="callee",
                   dtmf_digit=args.digit, template={"PAUSE_MS": str(pause_ms)})
     stack.callback(callee.close)

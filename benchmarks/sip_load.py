@@ -50,9 +50,9 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped]
 
-from tests.peers.kamailio import Kamailio, require_binary
-from tests.peers.process import PeerError, PeerProcess
-from tests.peers.sipp import Sipp
+from lab.kamailio import Kamailio, require_binary
+from lab.process import PeerError, PeerProcess
+from lab.sipp import Sipp
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = Path(__file__).resolve().parent / "scenarios" / "uas_load.xml"

@@ -27,12 +27,12 @@ sys.path.insert(0, str(ROOT))
 
 # The lab harness doubles as the demo's peers.
 from infra.settings import DEV_OUTBOUND_SECRET  # noqa: E402
-from tests.crm_receiver import CrmReceiver  # noqa: E402
-from tests.peers import ports  # noqa: E402
-from tests.peers.baresip import Baresip  # noqa: E402
-from tests.peers.kamailio import Kamailio  # noqa: E402
-from tests.peers.process import PeerError, tail  # noqa: E402
-from tests.peers.ringback import RingbackService  # noqa: E402
+from lab import ports  # noqa: E402
+from lab.baresip import Baresip  # noqa: E402
+from lab.crm_receiver import CrmReceiver  # noqa: E402
+from lab.kamailio import Kamailio  # noqa: E402
+from lab.process import PeerError, tail  # noqa: E402
+from lab.ringback import RingbackService  # noqa: E402
 
 CLIENT = "79990000001"
 SCORE = "2"

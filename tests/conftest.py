@@ -13,12 +13,12 @@ from typing import Any, Protocol, TypeVar
 
 import pytest
 
-from tests.peers.baresip import Baresip
-from tests.peers.capture import Capture
-from tests.peers.kamailio import Kamailio
-from tests.peers.ports import PortBlock, allocate_ports
-from tests.peers.process import PeerError
-from tests.peers.sipp import Sipp
+from lab.baresip import Baresip
+from lab.capture import Capture
+from lab.kamailio import Kamailio
+from lab.ports import PortBlock, allocate_ports
+from lab.process import PeerError
+from lab.sipp import Sipp
 
 pytest_plugins = ["tests.conftest_db", "tests.conftest_postgres"]
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from infra.db import make_engine, make_sessions
 from infra.migrate import upgrade
-from tests.db import PostgresUnavailable, postgres_admin_url, temporary_postgres_database
+from lab.databases import PostgresUnavailable, postgres_admin_url, temporary_postgres_database
 
 
 @pytest.fixture

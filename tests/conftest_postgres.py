@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.peers.postgres import PrivatePostgres
-from tests.peers.process import PeerError
+from lab.postgres import PrivatePostgres
+from lab.process import PeerError
 
 CHATTR_TIMEOUT_S = 10
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from lab.ports import allocate_ports
 from tests.conftest import SippFactory
-from tests.peers.ports import allocate_ports
 
 pytestmark = pytest.mark.peers
 

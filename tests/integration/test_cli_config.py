@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.peers.ringback import RingbackService
+from lab.ringback import RingbackService
 
 RINGBACK = Path(sys.executable).with_name("ringback")
 GOOD_SECRET = "whsec_" + base64.b64encode(b"inbound-secret-of-32-random-byte").decode()

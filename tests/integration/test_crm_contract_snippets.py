@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from infra.settings import DEV_OUTBOUND_SECRET, DEV_WEBHOOK_SECRET
-from tests.peers.ringback import RingbackService
+from lab.ringback import RingbackService
 
 ROOT = Path(__file__).resolve().parents[2]
 SNIPPETS = ROOT / "docs" / "snippets"

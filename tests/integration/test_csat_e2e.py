@@ -19,13 +19,14 @@ import pytest
 from campaigns.calendar import BusinessCalendar
 from campaigns.deadlines import low_score_deadline
 from infra.settings import DEV_OUTBOUND_SECRET, DEV_WEBHOOK_SECRET
+from lab.capture import Capture
+from lab.crm_events import call_completed
+from lab.crm_receiver import CrmReceiver
+from lab.kamailio import Kamailio
+from lab.process import wait_until
+from lab.ringback import RINGBACK, RingbackService, sign, survey_settings
+from lab.sipp import Sipp
 from tests.conftest import CaptureFactory, SippFactory
-from tests.crm_receiver import CrmReceiver
-from tests.peers.capture import Capture
-from tests.peers.kamailio import Kamailio
-from tests.peers.process import wait_until
-from tests.peers.ringback import RINGBACK, RingbackService, sign, survey_settings
-from tests.peers.sipp import Sipp
 
 pytestmark = pytest.mark.peers
 
@@ -69,21 +70,6 @@ def service(
             rep = getattr(request.node, "rep_call", None)
             if rep is None or rep.failed:
                 print(f"\n===== ringback log =====\n{svc.log_text()[-8000:]}")
-
-
-def call_completed(*, phone: str = PHONE, client: str = "c-1", duration: int = 120,
-                   locale: str = "en", event_id: str | None = None) -> dict[str, Any]:
-    ended = datetime.now(UTC) - timedelta(seconds=1)
-    return {
-        "id": event_id or f"evt-{uuid.uuid4()}",
-        "type": "call.completed",
-        "occurred_at": ended.isoformat(),
-        "data": {
-            "call_id": f"call-{uuid.uuid4().hex[:8]}", "client_id": client, "phone": phone,
-            "ended_at": ended.isoformat(), "duration_s": duration, "agent_id": "agent-7",
-            "timezone": "Europe/Moscow", "locale": locale,
-        },
-    }
 
 
 def rows(svc: RingbackService, query: str) -> list[tuple[Any, ...]]:

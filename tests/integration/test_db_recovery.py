@@ -21,8 +21,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
 from infra.db import POSTGRES_CONNECT_TIMEOUT_S, make_engine
+from lab.postgres import PrivatePostgres
 from tests.conftest_postgres import ImmutableFiles
-from tests.peers.postgres import PrivatePostgres
 
 UNWRITABLE = "disk I/O error|readonly database"
 ROUNDS = 3

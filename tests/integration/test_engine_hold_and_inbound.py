@@ -24,6 +24,9 @@ from audio.prompts import EncodedPrompt, PromptCache
 from audio.tts import SpeechSynthesizer
 from ivr.actions import HUNG_UP, NO_INPUT
 from ivr.survey import survey_session
+from lab.ports import allocate_ports
+from lab.ringback import RingbackService
+from lab.sipp import EXIT_ALL_OK
 from telephony.backend import CallReport, FlowCall
 from telephony.inbound_policy import InboundAnswer, InboundPolicy
 from telephony.outcomes import Outcome
@@ -31,9 +34,6 @@ from telephony.sip.call import EndReason
 from telephony.sip_backend import SipBackend
 from tests.conftest import SippFactory
 from tests.integration.test_engine_outbound import user_agent
-from tests.peers.ports import allocate_ports
-from tests.peers.ringback import RingbackService
-from tests.peers.sipp import EXIT_ALL_OK
 
 pytestmark = pytest.mark.peers
 

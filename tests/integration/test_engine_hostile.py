@@ -23,6 +23,9 @@ from typing import Any
 
 import pytest
 
+from lab.ports import PortBlock
+from lab.process import eventually, wait_true
+from lab.sipp import EXIT_ALL_OK, Sipp
 from telephony.outcomes import Outcome
 from telephony.sip.call import Call, EndReason
 from telephony.sip.config import EngineConfig, SipAccount
@@ -31,9 +34,6 @@ from telephony.sip.rtp import build_rtp
 from telephony.sip.transaction import TimerConfig
 from telephony.sip.ua import SipUserAgent
 from tests.conftest import SippFactory
-from tests.peers.ports import PortBlock
-from tests.peers.process import eventually, wait_true
-from tests.peers.sipp import EXIT_ALL_OK, Sipp
 
 pytestmark = pytest.mark.peers
 

@@ -18,16 +18,16 @@ import pytest
 
 from audio.g711 import Law, encode
 from audio.prompts import EncodedPrompt
+from lab.baresip import Baresip
+from lab.capture import Capture
+from lab.kamailio import Kamailio
+from lab.ports import PortBlock
+from lab.process import wait_true
+from lab.sipp import EXIT_ALL_OK, Sipp
 from telephony.sip.call import Call, EndReason
 from telephony.sip.config import EngineConfig, SipAccount
 from telephony.sip.ua import SipUserAgent
 from tests.conftest import BaresipFactory, CaptureFactory, SippFactory
-from tests.peers.baresip import Baresip
-from tests.peers.capture import Capture
-from tests.peers.kamailio import Kamailio
-from tests.peers.ports import PortBlock
-from tests.peers.process import wait_true
-from tests.peers.sipp import EXIT_ALL_OK, Sipp
 
 pytestmark = pytest.mark.peers
 

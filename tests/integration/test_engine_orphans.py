@@ -11,6 +11,9 @@ from typing import Any
 
 import pytest
 
+from lab.kamailio import Kamailio
+from lab.ports import HOST, PortBlock
+from lab.sipp import EXIT_ALL_OK
 from telephony.sip.config import EngineConfig, SipAccount
 from telephony.sip.dialog_state import SUCCESSOR_CSEQ_MARGIN
 from telephony.sip.orphans import OrphanOutcome
@@ -18,9 +21,6 @@ from telephony.sip.transaction import TimerConfig
 from telephony.sip.ua import SipUserAgent
 from tests.conftest import BaresipFactory, SippFactory
 from tests.integration.test_engine_outbound import FAST_TIMERS, header, user_agent
-from tests.peers.kamailio import Kamailio
-from tests.peers.ports import HOST, PortBlock
-from tests.peers.sipp import EXIT_ALL_OK
 
 pytestmark = pytest.mark.peers
 

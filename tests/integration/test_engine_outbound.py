@@ -15,6 +15,10 @@ import pytest
 
 from audio.g711 import Law, decode, encode
 from audio.prompts import EncodedPrompt
+from lab.kamailio import Kamailio
+from lab.ports import PortBlock
+from lab.process import wait_until
+from lab.sipp import EXIT_ALL_OK
 from telephony.outcomes import Outcome
 from telephony.sip.call import EndReason
 from telephony.sip.config import EngineConfig, SipAccount
@@ -22,10 +26,6 @@ from telephony.sip.errors import RegistrationError
 from telephony.sip.transaction import TimerConfig
 from telephony.sip.ua import SipUserAgent
 from tests.conftest import BaresipFactory, CaptureFactory, SippFactory
-from tests.peers.kamailio import Kamailio
-from tests.peers.ports import PortBlock
-from tests.peers.process import wait_until
-from tests.peers.sipp import EXIT_ALL_OK
 
 pytestmark = pytest.mark.peers
 

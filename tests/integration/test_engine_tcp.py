@@ -10,6 +10,9 @@ from contextlib import asynccontextmanager
 
 import pytest
 
+from lab.kamailio import Kamailio
+from lab.ports import PortBlock
+from lab.sipp import EXIT_ALL_OK, Sipp
 from telephony.outcomes import Outcome
 from telephony.sip.call import Call
 from telephony.sip.config import EngineConfig, SipAccount
@@ -18,9 +21,6 @@ from telephony.sip.sdp import parse_sdp
 from telephony.sip.transaction import TimerConfig
 from telephony.sip.ua import SipUserAgent
 from tests.conftest import SippFactory
-from tests.peers.kamailio import Kamailio
-from tests.peers.ports import PortBlock
-from tests.peers.sipp import EXIT_ALL_OK, Sipp
 
 pytestmark = pytest.mark.peers
 

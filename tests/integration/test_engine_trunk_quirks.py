@@ -14,6 +14,9 @@ import pytest
 
 from audio.g711 import Law, encode
 from audio.prompts import EncodedPrompt
+from lab.ports import PortBlock
+from lab.process import wait_true
+from lab.sipp import EXIT_ALL_OK
 from telephony.outcomes import Outcome
 from telephony.sip.call import EndReason
 from telephony.sip.config import EngineConfig, SipAccount
@@ -21,9 +24,6 @@ from telephony.sip.transaction import TimerConfig
 from telephony.sip.ua import SipUserAgent
 from tests.conftest import CaptureFactory, SippFactory
 from tests.integration.test_cli_call import run_call
-from tests.peers.ports import PortBlock
-from tests.peers.process import wait_true
-from tests.peers.sipp import EXIT_ALL_OK
 
 pytestmark = pytest.mark.peers
 

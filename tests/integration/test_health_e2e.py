@@ -28,10 +28,10 @@ from infra.db import DatabaseThreads, make_engine, make_sessions
 from infra.health import PROBE_TIMEOUT_S
 from infra.health_table import HealthProbe
 from infra.migrate import upgrade
+from lab.postgres import PrivatePostgres
+from lab.process import wait_until
+from lab.ringback import RingbackService
 from tests.conftest_postgres import ImmutableFiles
-from tests.peers.postgres import PrivatePostgres
-from tests.peers.process import wait_until
-from tests.peers.ringback import RingbackService
 
 pytestmark = pytest.mark.peers
 

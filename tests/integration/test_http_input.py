@@ -18,7 +18,7 @@ import pytest
 
 from campaigns.events import MAX_NESTING
 from infra.settings import DEV_WEBHOOK_SECRET
-from tests.peers.ringback import RingbackService, sign
+from lab.ringback import RingbackService, sign
 
 JSON = "application/json"
 

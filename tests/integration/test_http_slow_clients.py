@@ -27,7 +27,7 @@ from starlette.types import Receive, Scope, Send
 
 from api import http_server
 from api.http_server import HttpServer
-from tests.peers.ringback import RingbackService
+from lab.ringback import RingbackService
 
 pytestmark = pytest.mark.peers
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.peers.ringback import RingbackService
+from lab.ringback import RingbackService
 
 pytestmark = pytest.mark.peers
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from infra.migrate import current_revision, head_revision
-from tests.peers.ringback import RingbackService
+from lab.ringback import RingbackService
 
 RINGBACK = Path(sys.executable).with_name("ringback")
 ROUNDS = 6  # each on a new database; the race was lost in most rounds on PostgreSQL

@@ -5,7 +5,6 @@ faults — events racing, the database going away, SIGKILL, two instances sharin
 from __future__ import annotations
 
 import collections
-import threading
 import time
 from contextlib import ExitStack
 from typing import Any
@@ -14,29 +13,25 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
+from lab.crm_events import call_completed, numbers, post_together
+from lab.crm_receiver import CrmReceiver
+from lab.kamailio import Kamailio
+from lab.postgres import PrivatePostgres
+from lab.process import wait_until
+from lab.ringback import RingbackService
+from lab.sipp import Sipp
 from tests.conftest import CaptureFactory, SippFactory
 from tests.conftest_postgres import ImmutableFiles
-from tests.crm_receiver import CrmReceiver
 from tests.integration.test_csat_e2e import (  # noqa: F401  (crm, service: fixtures)
     ServiceFactory,
-    call_completed,
     crm,
     greeting_seconds,
     service,
 )
-from tests.peers.kamailio import Kamailio
-from tests.peers.postgres import PrivatePostgres
-from tests.peers.process import wait_until
-from tests.peers.ringback import RingbackService
-from tests.peers.sipp import Sipp
 
 pytestmark = pytest.mark.peers
 
 CLIENTS = 20
-
-
-def numbers(count: int, first: int = 0) -> list[str]:
-    return [f"7999100{n:04d}" for n in range(first, first + count)]
 
 
 def callee(sipp: SippFactory, kamailio: Kamailio, digits: list[str], scenario: str,
@@ -56,24 +51,6 @@ def invites_per_number(phone: Sipp) -> collections.Counter[str]:
         number = to.split("sip:", 1)[1].split("@", 1)[0]
         seen[(message.header("Call-ID") or "", message.header("CSeq") or "")] = number
     return collections.Counter(seen.values())
-
-
-def post_together(posts: list[tuple[RingbackService, dict[str, Any]]]) -> list[int]:
-    """POST every event at the same moment, each from its own thread."""
-    start = threading.Barrier(len(posts), timeout=30)
-    statuses: list[int] = [0] * len(posts)
-
-    def post(i: int) -> None:
-        svc, event = posts[i]
-        start.wait()
-        statuses[i] = svc.post_event(event)[0]
-
-    threads = [threading.Thread(target=post, args=(i,)) for i in range(len(posts))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    return statuses
 
 
 def query(url: str, sql: str) -> list[tuple[Any, ...]]:

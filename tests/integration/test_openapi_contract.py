@@ -29,7 +29,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from api.tokens import Role, create_token
 from infra.db import make_engine, make_sessions
 from infra.settings import DEV_WEBHOOK_SECRET
-from tests.peers.ringback import RingbackService, sign
+from lab.ringback import RingbackService, sign
 
 WEBHOOK = "/webhooks/crm"
 EXAMPLES = 300  # per generation mode, over every operation

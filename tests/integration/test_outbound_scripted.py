@@ -11,12 +11,12 @@ import pytest
 
 from audio.g711 import Law, encode
 from audio.prompts import EncodedPrompt
+from lab.ports import PortBlock, allocate_ports
 from telephony.outcomes import Outcome
 from telephony.sip.config import EngineConfig, SipAccount
 from telephony.sip.message import Request, make_response, parse_message
 from telephony.sip.transaction import TimerConfig
 from telephony.sip.ua import SipUserAgent
-from tests.peers.ports import PortBlock, allocate_ports
 
 TIMERS = TimerConfig(t1=0.1, t2=0.4, t4=0.5)  # Timer B at 6.4 s
 RING_S = 0.5  # well inside Timer B, as the default 30 s is inside the default 32 s

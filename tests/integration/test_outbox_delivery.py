@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from campaigns.models import OutboxEvent, OutboxStatus
 from campaigns.outbox import OutboxDelivery, OutboxSummary, enqueue, pending_summary
-from tests.crm_receiver import CrmReceiver
+from lab.crm_receiver import CrmReceiver
 
 SECRET = "whsec_" + "dGVzdC1vdXRib3VuZC1zZWNyZXQtMzItYnl0ZXMtbG9uZyE="
 MAX_BACKOFF_S = 8.0

@@ -7,10 +7,10 @@ import wave
 
 import pytest
 
+from lab.kamailio import Kamailio
+from lab.process import wait_until
+from lab.sipp import EXIT_ALL_OK
 from tests.conftest import BaresipFactory, CaptureFactory, SippFactory
-from tests.peers.kamailio import Kamailio
-from tests.peers.process import wait_until
-from tests.peers.sipp import EXIT_ALL_OK
 
 pytestmark = pytest.mark.peers
 

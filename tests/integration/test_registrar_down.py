@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
+from lab.kamailio import Kamailio
+from lab.process import wait_until
+from lab.ringback import RingbackService, survey_settings
 from tests.conftest import SippFactory
-from tests.peers.kamailio import Kamailio
-from tests.peers.process import wait_until
-from tests.peers.ringback import RingbackService, survey_settings
 
 pytestmark = pytest.mark.peers
 

@@ -4,7 +4,7 @@ Default: digit '5' (770 Hz + 1336 Hz) for 200 ms between 300 ms of silence befor
 20 ms packets (160 μ-law samples), payload type 0, Ethernet/IPv4/UDP framing like the Debian
 ``dtmf_2833_*.pcap`` files (sipp rewrites addresses and ports when it replays).
 
-Usage: python -m tests.peers.make_inband_pcap OUT.pcap [DIGIT]
+Usage: python -m lab.make_inband_pcap OUT.pcap [DIGIT]
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.peers.kamailio import require_binary
-from tests.peers.process import PeerError, PeerProcess
+from lab.kamailio import require_binary
+from lab.process import PeerError, PeerProcess
 
 
 @dataclass(frozen=True)

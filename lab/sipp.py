@@ -16,10 +16,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.peers.kamailio import require_binary
-from tests.peers.make_inband_pcap import write_inband_pcap
-from tests.peers.ports import HOST, PortBlock, allocate_ports, udp_port_bound
-from tests.peers.process import PeerError, PeerProcess
+from lab.kamailio import require_binary
+from lab.make_inband_pcap import write_inband_pcap
+from lab.ports import HOST, PortBlock, allocate_ports, udp_port_bound
+from lab.process import PeerError, PeerProcess
 
 SCENARIOS = Path(__file__).with_name("scenarios")
 DTMF_PCAP_DIR = Path("/usr/share/sip-tester")

@@ -3,7 +3,7 @@ touching the shared cluster other tests use.
 
 `initdb` runs into a fresh directory under /tmp owned by the `postgres` OS user (PostgreSQL
 refuses to run as root, and pytest's own temporary directories are private to root). The server
-trusts local connections, listens on 127.0.0.1 only, on a port from :mod:`tests.peers.ports`,
+trusts local connections, listens on 127.0.0.1 only, on a port from :mod:`lab.ports`,
 and keeps its unix socket in its own directory. Every wait is bounded.
 """
 
@@ -22,8 +22,8 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from tests.peers.ports import HOST, PortBlock, allocate_ports
-from tests.peers.process import PeerError, tail
+from lab.ports import HOST, PortBlock, allocate_ports
+from lab.process import PeerError, tail
 
 OS_USER = "postgres"
 SUPERUSER = "postgres"

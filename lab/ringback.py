@@ -19,9 +19,9 @@ from audio.prompts import EncodedPrompt, PromptCache
 from audio.tts import SpeechSynthesizer
 from infra.settings import DEV_WEBHOOK_SECRET
 from ivr.survey import survey_texts
-from tests.peers.kamailio import Kamailio
-from tests.peers.ports import PortBlock, allocate_ports
-from tests.peers.process import PeerProcess
+from lab.kamailio import Kamailio
+from lab.ports import PortBlock, allocate_ports
+from lab.process import PeerProcess
 
 RINGBACK = Path(sys.executable).with_name("ringback")
 

@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tests.peers.ports import HOST, PortBlock, allocate_ports, tcp_port_open, udp_port_bound
-from tests.peers.process import PeerError, PeerProcess
+from lab.ports import HOST, PortBlock, allocate_ports, tcp_port_open, udp_port_bound
+from lab.process import PeerError, PeerProcess
 
 TEMPLATE = Path(__file__).with_name("kamailio.cfg.tmpl")
 DEFAULT_USERS: dict[str, str] = {"ringback": "secret", "client": "clientpw"}
