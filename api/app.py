@@ -30,19 +30,23 @@ from audio.tts import SpeechSynthesizer
 from campaigns.calendar import BusinessCalendar
 from campaigns.calling_window import CallingWindow
 from campaigns.dispatcher import Dispatcher, DispatchLimits, Recovered
-from campaigns.intake import Intake
+from campaigns.intake import Intake, event_handlers
 from campaigns.models import Job, JobStatus
 from campaigns.outbox import OutboxDelivery, OutboxSummary, pending_summary
+from campaigns.prerender import Prerender
+from campaigns.purpose import CallPurpose, parse_retry_delays
 from campaigns.retention import RetentionPolicy, RetentionPurge
 from campaigns.survey_policy import SurveyPolicy
-from campaigns.surveys import Surveys
+from campaigns.surveys import SURVEY_FLOW, Surveys
+from campaigns.warnings import WarningPolicy, Warnings
 from infra.db import DatabaseThreads, make_engine, make_sessions, transaction, utcnow
 from infra.metrics import Metrics
 from infra.migrate import check_up_to_date
 from infra.settings import Settings
 from infra.tasks import TaskSupervisor
-from ivr.session import Session as IvrSession
-from ivr.survey import survey_flow, survey_session
+from ivr.catalog import FlowCatalog, FlowOptions, default_entries
+from ivr.results import FlowResult
+from ivr.survey import survey_flow
 from telephony.backend import CallProgress, CallReport, FlowCall, TelephonyBackend
 from telephony.inbound_policy import InboundAnswer, InboundPolicy
 from telephony.sip.ua import SipUserAgent
@@ -56,6 +60,7 @@ OUTBOX_INTERVAL_S = 1.0
 OUTBOX_BATCH = 50
 DRAIN_TIMEOUT_S = 10.0
 METRICS_INTERVAL_S = 5.0
+PRERENDER_INTERVAL_S = 5.0
 # The scheduler counts as stalled when the dispatch tick has not run for this many intervals.
 STALLED_TICKS = 5
 MIN_STALL_S = 10.0
@@ -95,7 +100,11 @@ class _TimedProgress:
             self._observe(time.monotonic() - self._out_at)
         self._progress.answered(dialog)
 
-    def recorded(self, result: str, value: int | None) -> None:
+    @property
+    def withdrawn(self) -> asyncio.Event:
+        return self._progress.withdrawn
+
+    def recorded(self, result: FlowResult, value: int | None) -> None:
         self._progress.recorded(result, value)
 
 
@@ -106,8 +115,8 @@ class TimedBackend:
         self._backend = backend
         self._observe = observe
 
-    async def prepare(self, flow: str, locale: str, params: dict[str, str]) -> None:
-        await self._backend.prepare(flow, locale, params)
+    async def prepare(self, call: FlowCall) -> None:
+        await self._backend.prepare(call)
 
     async def run(self, call: FlowCall, progress: CallProgress) -> CallReport:
         return await self._backend.run(call, _TimedProgress(progress, self._observe))
@@ -121,9 +130,9 @@ class Services:
     engine: Engine
     sessions: sessionmaker[Session]
     database: DatabaseThreads
-    surveys: Surveys
     intake: Intake
     dispatcher: Dispatcher
+    prerender: Prerender
     delivery: OutboxDelivery
     http: httpx.AsyncClient
     ua: SipUserAgent | None
@@ -134,6 +143,9 @@ class Services:
     async def dispatch(self) -> None:
         self.heartbeat.beat()
         self.metrics.calls_started.inc(await self.dispatcher.tick())
+
+    async def render_ahead(self) -> None:
+        await self.prerender.tick()
 
     async def reap(self) -> None:
         self._count_orphans(await self.dispatcher.reap())
@@ -224,18 +236,30 @@ async def inbound_answer(settings: Settings, prompts: PromptCache) -> InboundAns
                          settings.inbound_max_message_calls)
 
 
-def session_factory(settings: Settings) -> Callable[[str, str, dict[str, str]], IvrSession]:
-    def make(flow: str, locale: str, params: dict[str, str]) -> IvrSession:
-        if flow != "survey":
-            raise ValueError(f"unknown flow {flow!r}")
-        return survey_session(
-            locale, company=params.get("company", settings.company_name),
-            default_locale=settings.default_locale, overrides=settings.survey_texts,
-            company_spoken=settings.company_name_spoken,
-            no_input_timeout_s=settings.survey_no_input_s,
-        )
+def build_flows(settings: Settings) -> FlowCatalog:
+    overrides: dict[str, dict[str, str]] = {}
+    for texts in (settings.survey_texts, settings.warning_texts):
+        for locale, prompts in texts.items():
+            overrides.setdefault(locale, {}).update(prompts)
+    options = FlowOptions(company=settings.company_name, default_locale=settings.default_locale,
+                          company_spoken=settings.company_name_spoken, overrides=overrides)
+    return FlowCatalog(options, default_entries(survey_no_input_s=settings.survey_no_input_s,
+                                                warning_no_input_s=settings.warning_no_input_s))
 
-    return make
+
+def build_warning_policy(settings: Settings, calendar: BusinessCalendar) -> WarningPolicy:
+    return WarningPolicy(
+        window=CallingWindow.from_settings(
+            calendar, settings.warning_calling_hours or settings.calling_window_hours),
+        max_attempts=settings.warning_max_attempts,
+        retry_delays=parse_retry_delays(settings.warning_retry_delays),
+        period=timedelta(hours=settings.warning_period_hours),
+        max_lateness=timedelta(seconds=settings.warning_max_lateness_s),
+        manager_phone=settings.manager_phone,
+        manager_callback_working_minutes=settings.manager_callback_working_minutes,
+        default_timezone=settings.default_timezone,
+        default_locale=settings.default_locale,
+    )
 
 
 def create_app(
@@ -288,7 +312,11 @@ async def _start(
     calendar = build_calendar(settings)
     window = CallingWindow.from_settings(calendar, settings.calling_window_hours)
     surveys = Surveys(build_policy(settings), window, calendar, clock)
-    intake = Intake(sessions, surveys, default_region=settings.default_region)
+    warnings = Warnings(build_warning_policy(settings, calendar), calendar, clock)
+    purposes: dict[str, CallPurpose] = {surveys.kind: surveys}
+    purposes.update({purpose.kind: purpose for purpose in warnings.purposes.values()})
+    intake = Intake(sessions, event_handlers(surveys, warnings),
+                    default_region=settings.default_region)
     http = httpx.AsyncClient()
     delivery = OutboxDelivery(
         sessions, settings.crm_url, settings.crm_outbound_secret.get_secret_value(), http,
@@ -304,7 +332,7 @@ async def _start(
         # The API comes up at once; calls wait (the dispatcher asks `ready`) until registered.
         await ua.start(register_in_background=True)
         prompts = PromptCache(settings.prompt_cache_dir, SpeechSynthesizer())
-        sip = SipBackend(ua, prompts, session_factory(settings),
+        sip = SipBackend(ua, prompts, build_flows(settings),
                          dial_template=settings.sip_dial_template,
                          ring_timeout_s=settings.ring_timeout_s,
                          max_hold_s=settings.max_hold_s)
@@ -312,22 +340,22 @@ async def _start(
         # Stopped by tasks.cancel_all() at shutdown, before the engine stops.
         inbound = await inbound_answer(settings, prompts)
         tasks.spawn(InboundPolicy(ua, inbound).run(), "inbound", "inbound-policy")
-    params = {"company": settings.company_name}
     for locale in sorted(survey_flow().locales):  # every language a survey may speak
-        await backend.prepare("survey", locale, params)
+        await backend.prepare(FlowCall("start-up", "", SURVEY_FLOW, locale))
     instance = settings.instance_name or f"{socket.gethostname()}:{settings.http_port}"
     dispatcher = Dispatcher(
-        sessions, surveys, TimedBackend(backend, metrics.call_setup.observe),
+        sessions, purposes, TimedBackend(backend, metrics.call_setup.observe),
         instance=instance,
         limits=DispatchLimits(settings.channel_limit, settings.calls_per_second,
                               timedelta(seconds=settings.lease_s),
                               timedelta(seconds=settings.dispatch_interval_s)),
-        params=params, clock=clock,
+        clock=clock,
         on_report=lambda report: metrics.calls_outcome.labels(report.outcome.value).inc(),
         run_blocking=database.run,
         tasks=tasks,
         ready=ready,
     )
+    prerender = Prerender(sessions, purposes, backend, clock=clock, run_blocking=database.run)
     heartbeat = Heartbeat(settings.dispatch_interval_s)
     checks: dict[str, Callable[[], bool]] = {"scheduler": heartbeat.ticking}
     if ua is not None and ua.registration is not None:
@@ -342,8 +370,8 @@ async def _start(
     app.state.health_checks = checks
     log.info("ringback serving on %s:%d with %s", settings.http_host, settings.http_port,
              url.split("://", 1)[0])
-    return Services(engine, sessions, database, surveys, intake, dispatcher, delivery, http, ua,
-                    metrics, tasks, heartbeat)
+    return Services(engine, sessions, database, intake, dispatcher, prerender, delivery, http,
+                    ua, metrics, tasks, heartbeat)
 
 
 def _scheduler(settings: Settings, services: Services) -> AsyncIOScheduler:
@@ -353,6 +381,7 @@ def _scheduler(settings: Settings, services: Services) -> AsyncIOScheduler:
     ticks = [
         ("dispatch", services.dispatch, settings.dispatch_interval_s),
         ("metrics", services.refresh_gauges, METRICS_INTERVAL_S),
+        ("render-ahead", services.render_ahead, PRERENDER_INTERVAL_S),
         ("reap-leases", services.reap, max(1.0, settings.lease_s / 4)),
         ("outbox", services.deliver, OUTBOX_INTERVAL_S),
     ]

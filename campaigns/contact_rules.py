@@ -2,7 +2,7 @@
 
 - at most one job of a kind per client (by client id and by phone) within the kind's period;
 - never two calls to one client at once (partial unique indexes on dialing jobs, see models);
-- never a client on the do-not-call lists.
+- never a client on the do-not-call lists (campaigns/do_not_call.py).
 
 Every transaction that decides whether to contact a client first locks that client's rows in
 `contact_locks` (one per client id, one per phone, created on first use), always in the same
@@ -15,10 +15,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, exists, or_, select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
-from campaigns.models import ContactLock, DoNotCall, DoNotCallClient, Job, JobStatus
+from campaigns.models import ContactLock, Job, JobStatus
 from infra.db import upsert_insert, utcnow
 
 # Jobs that count against a cap when a new one is queued: waiting, being called, or done with.
@@ -54,18 +54,6 @@ def lock_client(session: Session, client_id: str, phone: str) -> None:
         .on_conflict_do_update(index_elements=[ContactLock.key],
                                set_={"key": insert.excluded.key})
     )
-
-
-def opted_out_clause(
-    client_id: str | ColumnElement[str], phone: str | ColumnElement[str]
-) -> ColumnElement[bool]:
-    """The do-not-call rule: the phone or the client is on a list (values or bound parameters)."""
-    return (exists().where(or_(DoNotCall.phone == phone, DoNotCall.client_id == client_id))
-            | exists().where(DoNotCallClient.client_id == client_id))
-
-
-def opted_out(session: Session, client_id: str, phone: str) -> bool:
-    return bool(session.scalar(select(opted_out_clause(client_id, phone))))
 
 
 def contacted_recently(

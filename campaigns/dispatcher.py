@@ -13,11 +13,19 @@ else counted as a crashed attempt that the job's retry policy decides on.
 
 Limits are shared by every instance on the database: the channel limit counts dialing jobs, the
 calls-per-second budget is a row of its own (campaigns/dial_budget.py), and one claim
-transaction at a time holds that row.
+transaction at a time holds that row. The kinds of call share them fairly: each claim deals
+the free channels to the kinds in turn, the longest-due job of each kind first, so a flood of
+one kind never starves another; a kind with nothing due leaves its turn to the others.
+
+The dispatcher never names a kind: each job's call, its last check before dialing and what
+its report means come from the kind's `CallPurpose` (campaigns/purpose.py, job_life.py).
+A call no longer wanted while it is placed (`Job.withdrawn_at`, set by any instance) is
+cancelled if it still rings; an answered one finishes.
 """
 
 import asyncio
 import functools
+import itertools
 import logging
 import uuid
 from collections.abc import Callable, Mapping
@@ -28,26 +36,18 @@ from typing import Any
 from sqlalchemy import ColumnElement, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from campaigns.calendar import parse_zone
-from campaigns.contact_rules import (
-    CONTACTED,
-    contacted_recently,
-    lock_client,
-    on_call_elsewhere,
-    opted_out,
-)
 from campaigns.dial_budget import lock_budget, reserve_slots
+from campaigns.job_life import JobLife
 from campaigns.models import CallAttempt, Job, JobStatus
-from campaigns.surveys import Surveys
+from campaigns.purpose import CallPurpose
 from infra.db import BlockingRunner, transaction
 from infra.retry import until_stored
 from infra.tasks import TaskSupervisor
+from ivr.results import FlowResult
 from telephony.backend import CallReport, FlowCall, TelephonyBackend
 from telephony.outcomes import Outcome
 
 log = logging.getLogger(__name__)
-
-CRASHED = "crashed"
 # A call that wakes later than this after its slot takes a fresh one: half of the budget's
 # lateness allowance (campaigns/dial_budget.py), the rest is the way to the far end.
 MAX_DIAL_LATENESS_S = 0.05
@@ -59,8 +59,7 @@ class Claimed:
 
     job_id: str
     attempt_id: int
-    phone: str
-    locale: str
+    call: FlowCall
     slot: datetime  # when to dial: this call's place in the shared rate budget
 
 
@@ -92,6 +91,8 @@ class RunningCall:
     dispatcher: "Dispatcher"
     claimed: Claimed
     pending: list["asyncio.Task[None]"] = field(default_factory=list)
+    withdrawn: asyncio.Event = field(default_factory=asyncio.Event)
+    task: "asyncio.Task[None] | None" = None  # the call's own task
 
     async def dial_slot(self) -> None:
         """Sleep until the call's slot. A call woken too late (a stalled loop, a busy machine)
@@ -112,7 +113,7 @@ class RunningCall:
     def answered(self, dialog: Mapping[str, Any]) -> None:
         self._store("dialog", self.dispatcher._store_dialog, dict(dialog))
 
-    def recorded(self, result: str, value: int | None) -> None:
+    def recorded(self, result: FlowResult, value: int | None) -> None:
         self._store("answer", self.dispatcher._store_answer, result, value)
 
     def _store(self, what: str, func: Callable[..., None], *args: Any) -> None:
@@ -132,12 +133,11 @@ class Dispatcher:
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        surveys: Surveys,
+        purposes: Mapping[str, CallPurpose],
         backend: TelephonyBackend,
         *,
         instance: str,
         limits: DispatchLimits,
-        params: dict[str, str],
         clock: Callable[[], datetime],
         on_report: Callable[[CallReport], None] | None = None,
         run_blocking: BlockingRunner = asyncio.to_thread,
@@ -147,17 +147,16 @@ class Dispatcher:
         """`ready`: whether the backend can place calls now (its line is up; None: always);
         while it says no, `tick` claims nothing and due jobs wait."""
         self._sessions = sessions
-        self._surveys = surveys
+        self._life = JobLife(purposes)
         self._backend = backend
         self._instance = instance
         self.owner = f"{instance}/{uuid.uuid4().hex[:8]}"
         self._limits = limits
-        self._params = params
         self._clock = clock
         self._on_report = on_report
         self._run_blocking = run_blocking
         self._tasks = tasks or TaskSupervisor()
-        self._running: dict[str, asyncio.Task[None]] = {}
+        self._running: dict[str, RunningCall] = {}
         self._ready = ready
 
     @property
@@ -167,18 +166,39 @@ class Dispatcher:
     async def tick(self) -> int:
         """Claim and start as many due jobs as free channels and the shared budget allow;
         none while the backend is not ready."""
+        if self._running:
+            await self._withdraw_unwanted()
         wanted = self._limits.channels - len(self._running)
         if wanted <= 0 or (self._ready is not None and not self._ready()):
             return 0
         claimed = await self._run_blocking(self._claim, wanted)
         for job in claimed:
-            task = self._tasks.spawn(self._call(job), kind="call", name=f"call-{job.job_id}")
-            self._running[job.job_id] = task
-            task.add_done_callback(functools.partial(self._forget, job.job_id))
+            progress = RunningCall(self, job)
+            self._running[job.job_id] = progress
+            progress.task = self._tasks.spawn(self._call(progress), kind="call",
+                                              name=f"call-{job.job_id}")
+            progress.task.add_done_callback(functools.partial(self._forget, job.job_id))
         return len(claimed)
 
     def _forget(self, job_id: str, _task: "asyncio.Task[None]") -> None:
         self._running.pop(job_id, None)
+
+    async def _withdraw_unwanted(self) -> None:
+        """Tell the calls whose jobs were withdrawn meanwhile (on any instance)."""
+        ids = [job_id for job_id, call in self._running.items() if not call.withdrawn.is_set()]
+        for job_id in await self._run_blocking(self._withdrawn, ids):
+            running = self._running.get(job_id)
+            if running is not None:
+                log.info("job %s withdrawn while its call is placed", job_id)
+                running.withdrawn.set()
+
+    def _withdrawn(self, job_ids: list[str]) -> list[str]:
+        if not job_ids:
+            return []
+        with transaction(self._sessions) as session:
+            return list(session.scalars(
+                select(Job.id).where(Job.id.in_(job_ids), Job.withdrawn_at.is_not(None))
+            ))
 
     async def recover(self) -> Recovered:
         """On start: end and settle the calls this instance's dead predecessor left up."""
@@ -193,8 +213,9 @@ class Dispatcher:
 
     async def drain(self, timeout: float) -> None:
         """Wait for the calls in flight (shutdown); what is left is settled by a successor."""
-        if self._running:
-            await asyncio.wait(list(self._running.values()), timeout=timeout)
+        tasks = [call.task for call in self._running.values() if call.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
 
     # --- claiming ------------------------------------------------------------------------------
 
@@ -210,7 +231,7 @@ class Dispatcher:
             if limit <= 0:
                 return []
             for job in self._due(session, now, limit):
-                if not self._still_callable(session, job, now):
+                if not self._life.callable_now(session, job, now):
                     continue
                 slots = reserve_slots(session, now=now, rate=self._limits.calls_per_second,
                                       wanted=1, horizon=self._limits.horizon)
@@ -219,47 +240,27 @@ class Dispatcher:
                 claimed.append(self._open_attempt(session, job, now, slots[0]))
         return claimed
 
-    @staticmethod
-    def _due(session: Session, now: datetime, limit: int) -> list[Job]:
+    def _due(self, session: Session, now: datetime, limit: int) -> list[Job]:
+        """Up to `limit` due jobs, the kinds taking turns (longest due first within a kind);
+        none of a client already on a call."""
         busy = aliased(Job)
         on_a_call = exists().where(
             busy.status == JobStatus.DIALING,
             or_(busy.client_id == Job.client_id, busy.phone == Job.phone),
         )
-        return list(session.scalars(
-            select(Job)
-            .where(Job.status == JobStatus.PENDING, Job.not_before <= now, ~on_a_call)
-            .order_by(Job.not_before)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        ))
-
-    def _still_callable(self, session: Session, job: Job, now: datetime) -> bool:
-        """The contact rules again, under the client's lock, just before dialing."""
-        lock_client(session, job.client_id, job.phone)
-        if on_call_elsewhere(session, job.client_id, job.phone, besides=job.id):
-            return False  # stays due: called once the other call is over
-        if opted_out(session, job.client_id, job.phone):
-            job.status = JobStatus.SKIPPED
-            job.final_reason = "client opted out"
-            return False
-        cap = self._surveys.cap
-        if contacted_recently(session, cap, job.client_id, job.phone, job.created_at,
-                              counting=CONTACTED, besides=[job.id]):
-            job.status = JobStatus.SKIPPED
-            job.final_reason = f"client already contacted ({cap.kind}) within the period"
-            return False
-        window = self._surveys.window
-        zone = parse_zone(job.timezone)
-        if window.is_allowed(now, zone):
-            return True
-        later = window.next_allowed(now, zone)
-        if later <= job.not_after:
-            job.not_before = later
-        else:
-            self._surveys.retry_or_give_up(session, job, "calling window missed",
-                                           Outcome.UNREACHABLE, now)
-        return False
+        per_kind = [
+            session.scalars(
+                select(Job)
+                .where(Job.status == JobStatus.PENDING, Job.not_before <= now, Job.kind == kind,
+                       ~on_a_call)
+                .order_by(Job.not_before)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for kind in sorted(self._life.purposes)
+        ]
+        turns = itertools.chain.from_iterable(itertools.zip_longest(*per_kind))
+        return [job for job in turns if job is not None][:limit]
 
     def _open_attempt(self, session: Session, job: Job, now: datetime, slot: datetime) -> Claimed:
         job.status = JobStatus.DIALING
@@ -269,20 +270,17 @@ class Dispatcher:
         attempt = CallAttempt(job_id=job.id, number=job.attempts, started_at=now)
         session.add(attempt)
         session.flush()
-        return Claimed(job.id, attempt.id, job.phone, job.locale, slot)
+        return Claimed(job.id, attempt.id, self._life.purpose(job).call_for(job), slot)
 
     # --- one call ------------------------------------------------------------------------------
 
-    async def _call(self, job: Claimed) -> None:
+    async def _call(self, progress: RunningCall) -> None:
+        job = progress.claimed
         renewing = self._tasks.spawn(self._keep_lease(job.job_id), kind="lease",
                                      name=f"lease-{job.job_id}")
-        progress = RunningCall(self, job)
         try:
             try:
-                report = await self._backend.run(
-                    FlowCall(job.job_id, job.phone, "survey", job.locale, self._params),
-                    progress,
-                )
+                report = await self._backend.run(job.call, progress)
             except Exception as exc:  # a bug in a backend must not lose the job
                 log.exception("call for job %s failed", job.job_id)
                 report = CallReport(Outcome.FAILED, None, None, detail=f"internal error: {exc}")
@@ -339,7 +337,7 @@ class Dispatcher:
                 log.warning("job %s settled elsewhere; attempt %d recorded only", job.id,
                             attempt.number)
                 return
-            self._surveys.settle(session, job, attempt, report, now)
+            self._life.settle(session, job, attempt, report, now)
 
     # --- calls of dead processes ---------------------------------------------------------------
 
@@ -372,29 +370,9 @@ class Dispatcher:
                 .with_for_update(skip_locked=True)
             ).all()
             for job in jobs:
-                self._settle_orphan(session, job, now)
+                self._life.settle_orphan(session, job, now)
                 settled += 1
         return settled
-
-    def _settle_orphan(self, session: Session, job: Job, now: datetime) -> None:
-        attempt = session.scalars(
-            select(CallAttempt).where(CallAttempt.job_id == job.id)
-            .order_by(CallAttempt.number.desc()).limit(1)
-        ).one()
-        cut = f"call cut: {job.lease_owner} died"
-        if attempt.result is not None:  # the client answered before the crash: never re-ask
-            log.warning("job %s: call cut after the answer %r: settling from it", job.id,
-                        attempt.result)
-            report = CallReport(Outcome.ANSWERED, None, attempt.call_id, result=attempt.result,
-                                value=attempt.result_value, detail=cut)
-            self._surveys.settle(session, job, attempt, report, now)
-        else:
-            log.warning("job %s: %s mid-call, counting a failed attempt", job.id,
-                        job.lease_owner)
-            attempt.ended_at, attempt.detail = now, cut
-            self._surveys.retry_or_give_up(session, job, "call cut by a crash",
-                                           Outcome.FAILED, now)
-        attempt.outcome = CRASHED
 
 
 def _escape_like(text: str) -> str:

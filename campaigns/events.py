@@ -9,6 +9,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from functools import cache
 from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
@@ -228,6 +229,47 @@ class CallCompletedData(_Model):
     locale: Locale | None = None
 
 
+Amount = Annotated[
+    Decimal,
+    Strict(False),  # a JSON number or a decimal string: "350.50"
+    Field(allow_inf_nan=False, max_digits=18, decimal_places=4,
+          description="an amount of money, a JSON number or a decimal string"),
+]
+Currency = Annotated[str, _Matching(r"[A-Z]{3}", "an ISO 4217 code like RUB or USD")]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+
+
+class _WarningData(_Model):
+    """What both warnings carry: the client, and optionally who the client's manager is."""
+
+    client_id: Id
+    phone: Phone
+    timezone: TimeZoneName | None = None
+    locale: Locale | None = None
+    name: Name | None = None  # how the robot greets the client
+    # ringback's extension: the account manager, for key 2 (put through, or a callback task)
+    manager_id: Id | None = None
+    manager_phone: Phone | None = None
+
+
+class BalanceLowData(_WarningData):
+    balance: Amount
+    currency: Currency
+    days_left: int | None = Field(None, ge=0, le=3650)
+
+
+class CampaignStoppingData(_WarningData):
+    campaign_id: Id
+    campaign_name: Name
+    stops_at: IsoDateTime
+    reason: Name | None = None
+
+
+class BalanceToppedUpData(_Model):
+    client_id: Id
+    amount: Amount | None = None
+
+
 class ClientOptedOutData(_Model):
     model_config = ConfigDict(json_schema_extra={"anyOf": [
         {"required": [name], "properties": {name: {"type": "string"}}}
@@ -259,6 +301,21 @@ class ClientOptedOut(_Envelope):
     data: ClientOptedOutData
 
 
+class BalanceLow(_Envelope):
+    type: Literal["balance.low"]
+    data: BalanceLowData
+
+
+class CampaignStopping(_Envelope):
+    type: Literal["campaign.stopping"]
+    data: CampaignStoppingData
+
+
+class BalanceToppedUp(_Envelope):
+    type: Literal["balance.topped_up"]
+    data: BalanceToppedUpData
+
+
 def _not_a_known_type(schema: dict[str, Any]) -> None:
     schema["properties"]["type"]["not"] = {"enum": sorted(_KNOWN)}
 
@@ -272,11 +329,15 @@ class UnknownEvent(_Envelope):
     data: dict[str, Any]
 
 
-Envelope = CallCompleted | ClientOptedOut | UnknownEvent
+KnownEvent = CallCompleted | ClientOptedOut | BalanceLow | CampaignStopping | BalanceToppedUp
+Envelope = KnownEvent | UnknownEvent
 
-_KNOWN: dict[str, type[CallCompleted | ClientOptedOut]] = {
+_KNOWN: dict[str, type[KnownEvent]] = {
     "call.completed": CallCompleted,
     "client.opted_out": ClientOptedOut,
+    "balance.low": BalanceLow,
+    "campaign.stopping": CampaignStopping,
+    "balance.topped_up": BalanceToppedUp,
 }
 
 

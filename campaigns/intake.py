@@ -1,27 +1,70 @@
-"""Applying verified, validated CRM events: each one once, whole, in one transaction."""
+"""Applying verified, validated CRM events: each one once, whole, in one transaction.
+
+Each event type we act on has its handler in a table (`event_handlers`); other types are
+recorded as seen and ignored.
+"""
 
 import logging
+from collections.abc import Callable, Mapping
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from campaigns.events import CallCompleted, CallCompletedData, ClientOptedOut, Envelope
-from campaigns.models import DoNotCall, DoNotCallClient, Job, JobStatus, WebhookEvent
-from campaigns.outbox import enqueue
+from campaigns.do_not_call import opt_out
+from campaigns.events import (
+    BalanceLow,
+    BalanceToppedUp,
+    CallCompleted,
+    CampaignStopping,
+    ClientOptedOut,
+    Envelope,
+)
+from campaigns.events import CallCompletedData
+from campaigns.models import WebhookEvent
+from campaigns.warnings import Warnings
 from infra.db import transaction, utcnow
 
 log = logging.getLogger(__name__)
 
-OPTED_OUT_REASON = "opted out"
+# A handler applies one kind of event inside the intake's transaction.
+Handler = Callable[[Session, Any], object]
 
 
 class CallCompletedRules(Protocol):
     def on_call_completed(
         self, session: Session, data: CallCompletedData, event_id: str
     ) -> object: ...
+
+
+def event_handlers(surveys: CallCompletedRules, warnings: Warnings) -> dict[str, Handler]:
+    """What each event type we act on does."""
+
+    def call_completed(session: Session, event: CallCompleted) -> object:
+        return surveys.on_call_completed(session, event.data, event.id)
+
+    def balance_low(session: Session, event: BalanceLow) -> object:
+        return warnings.on_balance_low(session, event.data, event.id, event.occurred_at)
+
+    def campaign_stopping(session: Session, event: CampaignStopping) -> object:
+        return warnings.on_campaign_stopping(session, event.data, event.id, event.occurred_at)
+
+    def topped_up(session: Session, event: BalanceToppedUp) -> object:
+        return warnings.on_topped_up(session, event.data, event.id, event.occurred_at)
+
+    def opted_out(session: Session, event: ClientOptedOut) -> object:
+        return opt_out(session, client_id=event.data.client_id, phone=event.data.phone,
+                       source=event.id)
+
+    return {
+        "call.completed": call_completed,
+        "balance.low": balance_low,
+        "campaign.stopping": campaign_stopping,
+        "balance.topped_up": topped_up,
+        "client.opted_out": opted_out,
+    }
 
 
 class IntakeResult(StrEnum):
@@ -36,10 +79,11 @@ class _AlreadySeen(Exception):
 
 class Intake:
     def __init__(
-        self, sessions: sessionmaker[Session], rules: CallCompletedRules, *, default_region: str
+        self, sessions: sessionmaker[Session], handlers: Mapping[str, Handler], *,
+        default_region: str,
     ) -> None:
         self._sessions = sessions
-        self._rules = rules
+        self._handlers = dict(handlers)
         self.default_region = default_region  # for parsing the phone numbers of the events
 
     def handle(self, event: Envelope) -> IntakeResult:
@@ -54,13 +98,11 @@ class Intake:
             return IntakeResult.DUPLICATE
 
     def _apply(self, session: Session, event: Envelope) -> IntakeResult:
-        if isinstance(event, CallCompleted):
-            self._rules.on_call_completed(session, event.data, event.id)
-        elif isinstance(event, ClientOptedOut):
-            _opt_out(session, event)
-        else:
+        handler = self._handlers.get(event.type)
+        if handler is None:
             log.info("CRM event %s of type %s ignored: not a type we act on", event.id, event.type)
             return IntakeResult.IGNORED
+        handler(session, event)
         log.info("CRM event %s (%s) applied", event.id, event.type)
         return IntakeResult.ACCEPTED
 
@@ -82,41 +124,3 @@ def _record(session: Session, event: Envelope) -> None:
         })
     except IntegrityError:
         raise _AlreadySeen from None
-
-
-def _opt_out(session: Session, event: ClientOptedOut) -> None:
-    """Do-not-call for the phone (or, given only the client, every phone we know it by) and,
-    given the client, for the client as a whole (numbers we learn later too); the client's
-    pending calls cancelled, and the CRM told."""
-    data = event.data
-    phones = {data.phone} if data.phone else set()
-    if data.client_id is not None and not phones:
-        phones.update(session.scalars(select(Job.phone).where(Job.client_id == data.client_id)))
-    for phone in sorted(phones):
-        entry = session.get(DoNotCall, phone)
-        if entry is None:
-            session.add(DoNotCall(phone=phone, client_id=data.client_id, source_event_id=event.id))
-        elif entry.client_id is None:
-            entry.client_id = data.client_id
-    if data.client_id is not None and session.get(DoNotCallClient, data.client_id) is None:
-        session.add(DoNotCallClient(client_id=data.client_id, source_event_id=event.id))
-    whose = []
-    if data.client_id is not None:
-        whose.append(Job.client_id == data.client_id)
-    if phones:
-        whose.append(Job.phone.in_(phones))
-    cancelled = session.scalars(
-        update(Job)
-        .where(Job.status == JobStatus.PENDING, or_(*whose))
-        .values(status=JobStatus.SKIPPED, final_reason=OPTED_OUT_REASON)
-        .returning(Job.id)
-        .execution_options(synchronize_session=False)
-    ).all()
-    enqueue(session, "client.opted_out", data.client_id or sorted(phones)[0], {
-        "client_id": data.client_id,
-        "phones": sorted(phones),
-        "cancelled_job_ids": sorted(cancelled),
-        "source_event_id": event.id,
-    })
-    log.info("CRM event %s: %d phone(s) on the do-not-call list, %d pending job(s) cancelled",
-             event.id, len(phones), len(cancelled))

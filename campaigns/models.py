@@ -1,5 +1,5 @@
 """The domain's tables: inbound events, jobs and their attempts, survey answers, callback
-tasks, the do-not-call list and the outbox to the CRM."""
+tasks, the do-not-call list, top-ups and the outbox to the CRM."""
 
 from datetime import datetime
 from enum import StrEnum
@@ -13,6 +13,8 @@ from infra.db import Base, UtcDateTime, utcnow
 
 class JobKind(StrEnum):
     SURVEY = "survey"
+    BALANCE_WARNING = "balance_warning"
+    CAMPAIGN_WARNING = "campaign_warning"
 
 
 class JobStatus(StrEnum):
@@ -21,6 +23,7 @@ class JobStatus(StrEnum):
     COMPLETED = "completed"  # final: the job did what it was for
     UNANSWERED = "unanswered"  # final: no result (retries exhausted, window missed, ...)
     SKIPPED = "skipped"  # final: never dialed (do-not-call, too short, surveyed recently)
+    CANCELLED = "cancelled"  # final: no longer wanted (the client paid, the campaign stopped)
 
 
 # Never two calls to one client at once: at most one dialing job per client and per phone,
@@ -92,6 +95,11 @@ class Job(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(100))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     final_reason: Mapped[str | None] = mapped_column(Text)
+    # Set when the call is no longer wanted while it is being placed: a ringing call is
+    # cancelled by the instance placing it, an answered one finishes.
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # When its prompts were rendered ahead (None: not yet), so no client waits for speech.
+    prepared_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -150,7 +158,7 @@ class CallbackTask(Base):
     __tablename__ = "callback_tasks"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    reason: Mapped[str] = mapped_column(String(32))  # "low_score"
+    reason: Mapped[str] = mapped_column(String(32))  # "low_score", "manager_requested"
     status: Mapped[CallbackTaskStatus] = mapped_column(String(32), default=CallbackTaskStatus.OPEN)
     client_id: Mapped[str] = mapped_column(String(200), index=True)
     phone: Mapped[str] = mapped_column(String(32))
@@ -159,7 +167,23 @@ class CallbackTask(Base):
     score: Mapped[int | None] = mapped_column(Integer)
     deadline: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     source_job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"), unique=True)
+    # What the agent needs to know (a warning's amount, campaign, manager ...).
+    context: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    requests: Mapped[int] = mapped_column(Integer, default=1)  # asked for this many times
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class TopUp(Base):
+    """A client's top-up the CRM reported (`balance.topped_up`): for the warnings report."""
+
+    __tablename__ = "top_ups"
+    __table_args__ = (Index("ix_top_ups_client_at", "client_id", "occurred_at"),)
+
+    source_event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(200))
+    amount: Mapped[str | None] = mapped_column(String(40))  # a decimal, as sent
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class OutboxStatus(StrEnum):

@@ -43,7 +43,8 @@ from infra.db import BlockingRunner, transaction, utcnow
 log = logging.getLogger(__name__)
 
 BLANK_PHONE = ""
-FINAL_STATUSES = (JobStatus.COMPLETED, JobStatus.UNANSWERED, JobStatus.SKIPPED)
+FINAL_STATUSES = (JobStatus.COMPLETED, JobStatus.UNANSWERED, JobStatus.SKIPPED,
+                  JobStatus.CANCELLED)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The CSAT survey job: created from `call.completed`, settled from the call's report.
+"""The CSAT survey, a kind of call (campaigns/purpose.py): created from `call.completed`,
+settled from the call's report; a low score becomes a callback task.
 
 Every change and the CRM event that reports it are written in one transaction.
 """
@@ -13,28 +14,25 @@ from sqlalchemy import Select, bindparam, insert, literal, select, union_all
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from campaigns.calendar import BusinessCalendar, parse_zone
+from campaigns.callback_tasks import TaskRequest, open_task
 from campaigns.calling_window import CallingWindow, Dropped
 from campaigns.client_zone import client_zone
-from campaigns.contact_rules import COUNTED, ContactCap, lock_client, opted_out_clause
+from campaigns.contact_rules import COUNTED, ContactCap, lock_client
 from campaigns.deadlines import low_score_deadline
+from campaigns.do_not_call import opted_out_clause
 from campaigns.events import CallCompletedData
-from campaigns.models import (
-    CallAttempt,
-    CallbackTask,
-    Job,
-    JobKind,
-    JobStatus,
-    SurveyResponse,
-)
+from campaigns.models import CallAttempt, Job, JobKind, JobStatus, SurveyResponse
 from campaigns.outbox import enqueue
+from campaigns.purpose import KindPolicy
 from campaigns.survey_policy import SurveyPolicy
 from infra.db import UtcDateTime
-from telephony.backend import CallReport
-from telephony.outcomes import Outcome
+from ivr.results import FlowResult
+from telephony.backend import CallReport, FlowCall
 
 log = logging.getLogger(__name__)
 
-RETRIED_OUTCOMES = frozenset({Outcome.BUSY, Outcome.NO_ANSWER, Outcome.FAILED})
+SURVEY_FLOW = "survey"  # in the ivr catalog
+LOW_SCORE = "low_score"  # the callback task's reason
 
 
 # Built and compiled once; the values come as parameters.
@@ -82,15 +80,17 @@ class Surveys:
         calendar: BusinessCalendar,
         clock: Callable[[], datetime],
     ) -> None:
-        self.policy = policy
+        self.rules = policy
         self.window = window
         self.calendar = calendar
         self.clock = clock
-
-    @property
-    def cap(self) -> ContactCap:
-        """At most one survey per client within the policy's period."""
-        return ContactCap(JobKind.SURVEY, self.policy.period)
+        self.kind = JobKind.SURVEY
+        self.policy = KindPolicy(
+            window=window,
+            cap=ContactCap(JobKind.SURVEY, policy.period),  # one survey per client per period
+            max_attempts=policy.max_attempts,
+            retry_delays=(policy.retry_delay,),
+        )
 
     # --- creation --------------------------------------------------------------------------
 
@@ -99,7 +99,7 @@ class Surveys:
     ) -> Job:
         """Queue (or skip, or drop) the survey for one finished support call."""
         now = self.clock()
-        policy = self.policy
+        policy = self.rules
         zone = client_zone(data.timezone, data.phone, policy.default_timezone)
         due = data.ended_at + policy.delay
         job = Job(
@@ -136,7 +136,8 @@ class Surveys:
         plan = self.window.schedule(due, parse_zone(zone.name), policy.max_lateness)
         if isinstance(plan, Dropped):
             session.add(job)  # the rare path writes more rows: let the ORM order them
-            self._unanswered(session, job, plan.reason, now)
+            job.status, job.final_reason = JobStatus.UNANSWERED, plan.reason
+            self.give_up(session, job, plan.reason, now)
         else:
             job.not_before = plan.at
             _insert(session, job)
@@ -145,71 +146,65 @@ class Surveys:
     def _skip_reason(
         self, session: Session, data: CallCompletedData, now: datetime
     ) -> str | None:
-        if data.duration_s < self.policy.min_call.total_seconds():
-            return f"call lasted {data.duration_s:.0f} s, under the {self.policy.min_call} minimum"
+        if data.duration_s < self.rules.min_call.total_seconds():
+            return f"call lasted {data.duration_s:.0f} s, under the {self.rules.min_call} minimum"
         found = set(session.scalars(_SKIP_CHECK, {
-            "phone": data.phone, "client_id": data.client_id, "since": now - self.policy.period,
+            "phone": data.phone, "client_id": data.client_id, "since": now - self.rules.period,
         }))
         if "opted_out" in found:
             return "client opted out"
         if "recent" in found:
-            return f"client already surveyed within {self.policy.period.days} days"
+            return f"client already surveyed within {self.rules.period.days} days"
         return None
 
-    # --- settling ----------------------------------------------------------------------------
+    # --- the kind's part of the job life (campaigns/purpose.py) ------------------------------
 
-    def settle(self, session: Session, job: Job, attempt: CallAttempt, report: CallReport,
-               now: datetime) -> None:
-        """Apply one call's report to its job: score, retry, or give up."""
-        attempt.ended_at = now
-        attempt.outcome = report.outcome.value
-        attempt.sip_status = report.sip_status
-        attempt.call_id = report.call_id
-        attempt.detail = report.detail or report.result
-        if report.outcome is Outcome.ANSWERED and report.result == "score" and report.value:
+    def call_for(self, job: Job) -> FlowCall:
+        return FlowCall(job.id, job.phone, SURVEY_FLOW, job.locale)
+
+    def unwanted(self, session: Session, job: Job, now: datetime) -> str | None:
+        return None  # a survey stays wanted while its window lasts
+
+    def settle_answered(self, session: Session, job: Job, attempt: CallAttempt,
+                        report: CallReport, now: datetime) -> None:
+        """A score is reported (and a low one becomes a callback task); anything else ends the
+        survey unanswered."""
+        if report.result == FlowResult.SCORE and report.value:
             self._scored(session, job, report.value, now)
-        elif report.outcome is Outcome.ANSWERED:
-            self._unanswered(session, job, f"answered without a score ({report.result})", now)
         else:
-            self.retry_or_give_up(session, job, report.outcome.value, report.outcome, now)
+            reason = f"answered without a score ({report.result})"
+            job.status, job.final_reason = JobStatus.UNANSWERED, reason
+            self.give_up(session, job, reason, now)
 
-    def retry_or_give_up(
-        self, session: Session, job: Job, what: str, outcome: Outcome, now: datetime
-    ) -> None:
-        """Retry inside the calling window while attempts and lateness allow, else give up."""
-        job.lease_owner = None
-        job.lease_expires_at = None
-        if outcome in RETRIED_OUTCOMES and job.attempts < job.max_attempts:
-            retry = self.window.retry_at(now, self.policy.retry_delay, parse_zone(job.timezone),
-                                         job.not_after)
-            if retry is not None:
-                job.status = JobStatus.PENDING
-                job.not_before = retry
-                log.info("survey job %s: %s, retry %d at %s", job.id, what, job.attempts + 1,
-                         _iso(retry))
-                return
-        self._unanswered(session, job, f"{what} after {job.attempts} attempt(s)", now)
+    def give_up(self, session: Session, job: Job, reason: str, now: datetime) -> None:
+        context = self._response(session, job, None, now)
+        enqueue(session, "survey.unanswered", job.client_id, {
+            "job_id": job.id, "call_id": context["call_id"], "client_id": job.client_id,
+            "phone": job.phone, "reason": reason, "attempts": job.attempts,
+        })
+        log.info("survey job %s unanswered: %s", job.id, reason)
 
     def _scored(self, session: Session, job: Job, score: int, now: datetime) -> None:
-        context = self._finish(session, job, JobStatus.COMPLETED, f"score {score}", score, now)
+        job.status, job.final_reason = JobStatus.COMPLETED, f"score {score}"
+        context = self._response(session, job, score, now)
         enqueue(session, "survey.completed", job.client_id, {
             "job_id": job.id, "call_id": context["call_id"], "client_id": job.client_id,
             "phone": job.phone, "agent_id": context.get("agent_id"), "score": score,
             "answered_at": _iso(now),
         })
-        if self.policy.is_low(score):
-            self._callback_task(session, job, score, now)
+        if self.rules.is_low(score):
+            open_task(session, TaskRequest(
+                reason=LOW_SCORE, client_id=job.client_id, phone=job.phone,
+                deadline=low_score_deadline(now, self.calendar,
+                                            self.rules.callback_working_minutes),
+                source_job_id=job.id, original_call_id=context["call_id"],
+                agent_id=context.get("agent_id"), score=score,
+            ), now)
 
     @staticmethod
-    def _finish(
-        session: Session, job: Job, status: JobStatus, reason: str, score: int | None,
-        now: datetime,
-    ) -> dict[str, Any]:
-        """Put the job in its final state and record the survey's response; the job's context."""
-        job.status = status
-        job.final_reason = reason
-        job.lease_owner = None
-        job.lease_expires_at = None
+    def _response(session: Session, job: Job, score: int | None, now: datetime
+                  ) -> dict[str, Any]:
+        """Record the survey's response (or the lack of one); the job's context."""
         context = job.context
         session.add(SurveyResponse(
             job_id=job.id, original_call_id=context["call_id"], client_id=job.client_id,
@@ -217,28 +212,3 @@ class Surveys:
             outcome="scored" if score is not None else "unanswered", answered_at=now,
         ))
         return context
-
-    def _callback_task(self, session: Session, job: Job, score: int, now: datetime) -> None:
-        context = job.context
-        deadline = low_score_deadline(now, self.calendar, self.policy.callback_working_minutes)
-        task = CallbackTask(
-            id=str(uuid.uuid4()), reason="low_score", client_id=job.client_id, phone=job.phone,
-            original_call_id=context["call_id"], agent_id=context.get("agent_id"), score=score,
-            deadline=deadline, source_job_id=job.id, created_at=now,
-        )
-        session.add(task)
-        enqueue(session, "callback_task.created", job.client_id, {
-            "task_id": task.id, "reason": "low_score", "client_id": job.client_id,
-            "phone": job.phone, "call_id": context["call_id"], "agent_id": context.get("agent_id"),
-            "score": score, "deadline": _iso(deadline),
-        })
-        log.info("callback task %s for score %d, due %s", task.id, score, _iso(deadline))
-
-    def _unanswered(self, session: Session, job: Job, reason: str, now: datetime) -> None:
-        context = self._finish(session, job, JobStatus.UNANSWERED, reason, None, now)
-        enqueue(session, "survey.unanswered", job.client_id, {
-            "job_id": job.id, "call_id": context["call_id"], "client_id": job.client_id,
-            "phone": job.phone, "reason": reason, "attempts": job.attempts,
-        })
-        log.info("survey job %s unanswered: %s", job.id, reason)
-

@@ -100,6 +100,22 @@ class Settings(BaseSettings):
     low_score_threshold: int = Field(4, ge=2, le=5)
     low_score_callback_working_minutes: int = Field(120, ge=1)
 
+    # The warning calls (balance.low, campaign.stopping).
+    warning_max_attempts: int = Field(4, ge=1, le=10)
+    warning_retry_delays: str = Field(
+        "15m, 1h, next-window",
+        description="waits after attempt 1, 2, ... (the last repeats): 90s, 15m, 2h, next-window",
+    )
+    warning_period_hours: float = Field(24.0, ge=0, description="one warning per reason per this")
+    warning_max_lateness_s: float = Field(3 * 86400.0, ge=0, le=30 * 86400)
+    warning_calling_hours: str | None = Field(None, description="default: calling_window_hours")
+    warning_no_input_s: float = Field(6.0, gt=0, le=60)
+    warning_texts: Annotated[dict[str, dict[str, str]], NoDecode] = Field(default_factory=dict)
+    manager_phone: str | None = Field(
+        None, description="key 2 puts the client through here when the event names no manager"
+    )
+    manager_callback_working_minutes: int = Field(120, ge=1)
+
     # The business calendar and the clients' calling window.
     calendar_timezone: str = "Europe/Moscow"
     calendar_hours: str = "mon-fri 10:00-19:00"
@@ -198,7 +214,7 @@ class Settings(BaseSettings):
             _check_http_url(value)
         return value
 
-    @field_validator("survey_texts", mode="before")
+    @field_validator("survey_texts", "warning_texts", mode="before")
     @classmethod
     def _texts_json(cls, value: object) -> object:
         return _decode_json(value, "a JSON object: locale -> prompt id -> text")

@@ -2,18 +2,14 @@
 
 from dataclasses import dataclass
 
-# Outcomes the interpreter records itself; a flow's choices add their own (e.g. "score").
-NO_INPUT = "no_input"  # the repeats ran out and no key was ever pressed
-INVALID = "invalid"  # the repeats ran out and at least one key was not one of the choices
-HUNG_UP = "hung_up"  # the far end hung up before anything was recorded
-COMPLETED = "completed"  # the flow reached its end without a choice recording anything
+from ivr.results import FlowResult
 
 
 @dataclass(frozen=True)
 class Result:
     """What the call achieved: an outcome, an optional value (a score) and when it was decided."""
 
-    outcome: str
+    outcome: FlowResult
     value: int | None
     at: float
 
@@ -48,6 +44,14 @@ class CancelTimer:
 
 
 @dataclass(frozen=True)
+class Transfer:
+    """Put the caller through to `target` (a phone number or a SIP URI) and leave the call;
+    report `TransferEnded`. On success the line is ours no more."""
+
+    target: str
+
+
+@dataclass(frozen=True)
 class Hangup:
     """End the call. The session is finished; it ignores every later event."""
 
@@ -59,4 +63,4 @@ class RecordResult:
     result: Result
 
 
-Action = Play | StopPlayback | StartTimer | CancelTimer | Hangup | RecordResult
+Action = Play | StopPlayback | StartTimer | CancelTimer | Transfer | Hangup | RecordResult

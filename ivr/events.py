@@ -44,4 +44,12 @@ class HungUp:
     at: float
 
 
-Event = Answered | Digit | PlaybackFinished | TimerFired | HungUp
+@dataclass(frozen=True)
+class TransferEnded:
+    """A `Transfer` ended: the caller was put through (`succeeded`), or the line is still ours."""
+
+    succeeded: bool
+    at: float
+
+
+Event = Answered | Digit | PlaybackFinished | TimerFired | TransferEnded | HungUp

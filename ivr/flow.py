@@ -9,6 +9,9 @@ A flow is a set of steps, each named by an id, entered at `start`:
   the question asks again (after the optional `invalid_prompt` / `no_input_prompt`), at most
   `max_repeats` times; then the flow goes to `exhausted`. Only keys pressed once its question
   has started count, and they cut its prompts short (barge-in).
+- `Transfer` puts the caller through to the number held by the call's value `target` (an
+  account manager's phone, say). Success records `transferred` and ends our part of the call;
+  failure (the far end refused, or nobody took the call) goes to `failed`.
 
 Prompts are named by stable ids ("survey.question"); their texts are templates per locale, with
 `{name}` placeholders filled when a call's texts are resolved (`Flow.texts`). Every text a flow
@@ -21,6 +24,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from ivr.errors import FlowError
+from ivr.results import FlowResult
 
 DTMF_KEYS = frozenset("0123456789*#")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -33,7 +37,7 @@ class Choice:
     """What a key does: record `outcome` (with `value`) when given, then go to `next`."""
 
     next: str | None
-    outcome: str | None = None
+    outcome: FlowResult | None = None
     value: int | None = None
 
     def __post_init__(self) -> None:
@@ -89,7 +93,22 @@ class Menu:
         return (self.exhausted, *(choice.next for choice in self.choices.values()))
 
 
-Step = Message | Menu
+@dataclass(frozen=True)
+class Transfer:
+    id: str
+    target: str  # the name of the call's value holding the number to put the caller through to
+    failed: str | None  # where to go when the transfer did not happen
+
+    @property
+    def prompts(self) -> tuple[str, ...]:
+        return ()
+
+    @property
+    def targets(self) -> tuple[str | None, ...]:
+        return (self.failed,)
+
+
+Step = Message | Menu | Transfer
 
 
 @dataclass(frozen=True)
@@ -143,8 +162,20 @@ class Flow:
         return frozenset(prompt for step in self.steps for prompt in step.prompts)
 
     @property
+    def value_names(self) -> frozenset[str]:
+        """The call values the flow's steps need (transfer targets); texts add placeholders."""
+        return frozenset(step.target for step in self.steps if isinstance(step, Transfer))
+
+    @property
     def locales(self) -> frozenset[str]:
         return frozenset(self.templates)
+
+    def own_overrides(self, overrides: Templates) -> Templates:
+        """The part of `overrides` (for any flows) that is about this flow's prompts."""
+        own = {locale: {prompt: text for prompt, text in texts.items()
+                        if prompt in self.prompt_ids}
+               for locale, texts in overrides.items()}
+        return {locale: texts for locale, texts in own.items() if texts}
 
     def step(self, step_id: str) -> Step:
         return self._index[step_id]

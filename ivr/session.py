@@ -23,6 +23,9 @@ Decisions:
   thanks keeps it. A hang-up records `hung_up` only when nothing was recorded yet, and reaching
   the end of the flow records `completed` under the same condition: a finished session always
   has a result.
+- A `Transfer` step asks the line to put the caller through and waits for `TransferEnded`;
+  keys meanwhile are ignored. Success records `transferred` (the latest result stands) and
+  finishes; failure goes on at the step's `failed`.
 - After `Hangup` (ours) or `HungUp` (theirs) the session is finished and answers nothing. On
   `HungUp` it only cancels its running timer and records; nothing is played or hung up.
 """
@@ -32,10 +35,6 @@ from collections.abc import Mapping
 from typing import assert_never
 
 from ivr.actions import (
-    COMPLETED,
-    HUNG_UP,
-    INVALID,
-    NO_INPUT,
     Action,
     CancelTimer,
     Hangup,
@@ -45,22 +44,39 @@ from ivr.actions import (
     StartTimer,
     StopPlayback,
 )
+from ivr.actions import Transfer as TransferCall
 from ivr.errors import FlowError
-from ivr.events import Answered, Digit, Event, HungUp, PlaybackFinished, TimerFired
-from ivr.flow import Choice, Flow, Menu, Message, Step
+from ivr.events import (
+    Answered,
+    Digit,
+    Event,
+    HungUp,
+    PlaybackFinished,
+    TimerFired,
+    TransferEnded,
+)
+from ivr.flow import Choice, Flow, Menu, Message, Step, Transfer
+from ivr.results import FlowResult
 
 
 class Session:
-    """One call through `flow`, speaking `texts` (prompt id -> text, see `Flow.texts`)."""
+    """One call through `flow`, speaking `texts` (prompt id -> text, see `Flow.texts`), with
+    the call's `values` for its steps (a transfer's target)."""
 
-    def __init__(self, flow: Flow, locale: str, texts: Mapping[str, str]) -> None:
+    def __init__(self, flow: Flow, locale: str, texts: Mapping[str, str],
+                 values: Mapping[str, str] | None = None) -> None:
         if locale not in flow.locales:
             raise FlowError(f"flow {flow.name!r} has no locale {locale!r}")
         missing = sorted(flow.prompt_ids - texts.keys())
         if missing:
             raise FlowError(f"flow {flow.name!r}: no texts for prompts {missing}")
+        values = dict(values or {})
+        unset = sorted(name for name in flow.value_names if not values.get(name, "").strip())
+        if unset:
+            raise FlowError(f"flow {flow.name!r}: no values for {unset}")
         self.flow = flow
         self.locale = locale
+        self._values = {name: values[name] for name in flow.value_names}
         self._texts = {prompt: texts[prompt] for prompt in flow.prompt_ids}
         self._step: Step = flow.step(flow.start)
         self._started = False
@@ -110,6 +126,8 @@ class Session:
                 return self._playback_finished(event)
             case TimerFired():
                 return self._timer_fired(event.timer_id, event.at)
+            case TransferEnded():
+                return self._transfer_ended(event)
             case _:
                 assert_never(event)
 
@@ -117,7 +135,7 @@ class Session:
 
     def _digit(self, key: str, at: float) -> list[Action]:
         step = self._step
-        if isinstance(step, Message):  # no question is open: the key does not count
+        if not isinstance(step, Menu):  # no question is open: the key does not count
             return []
         actions = self._stop_listening()
         choice = step.choices.get(key)
@@ -137,6 +155,8 @@ class Session:
         step = self._step
         if isinstance(step, Message):
             return self._enter(step.next, event.at)
+        if not isinstance(step, Menu):
+            return []
         if self._queue and not event.interrupted:
             return [self._play(self._queue.pop(0))]
         # The question was heard (or a key cut it and is on its way): listen.
@@ -152,12 +172,22 @@ class Session:
         self._timer = None
         return self._ask_again(step, at, wrong_key=False)
 
+    def _transfer_ended(self, event: TransferEnded) -> list[Action]:
+        step = self._step
+        if not isinstance(step, Transfer):
+            return []
+        if not event.succeeded:
+            return self._enter(step.failed, event.at)
+        record = self._record(FlowResult.TRANSFERRED, None, event.at)
+        self._finish()
+        return [record, Hangup()]
+
     def _hung_up(self, at: float) -> list[Action]:
         actions: list[Action] = []
         if self._timer is not None:
             actions.append(CancelTimer(self._timer))
         if self._result is None:
-            actions.append(self._record(HUNG_UP, None, at))
+            actions.append(self._record(FlowResult.HUNG_UP, None, at))
         self._finish()
         return actions
 
@@ -167,10 +197,12 @@ class Session:
         if step_id is None:
             actions: list[Action] = []
             if self._result is None:
-                actions.append(self._record(COMPLETED, None, at))
+                actions.append(self._record(FlowResult.COMPLETED, None, at))
             self._finish()
             return [*actions, Hangup()]
         step = self._step = self.flow.step(step_id)
+        if isinstance(step, Transfer):
+            return [TransferCall(self._values[step.target])]
         if isinstance(step, Menu):
             self._failures = 0
             self._wrong_key = False
@@ -185,7 +217,7 @@ class Session:
     def _ask_again(self, menu: Menu, at: float, *, wrong_key: bool) -> list[Action]:
         self._failures += 1
         if self._failures > menu.max_repeats:
-            outcome = INVALID if self._wrong_key else NO_INPUT
+            outcome = FlowResult.INVALID if self._wrong_key else FlowResult.NO_INPUT
             return [self._record(outcome, None, at), *self._enter(menu.exhausted, at)]
         apology = menu.invalid_prompt if wrong_key else menu.no_input_prompt
         if apology is None:
@@ -210,7 +242,7 @@ class Session:
         self._playing = prompt
         return Play(prompt, self._texts[prompt], barge_in=isinstance(self._step, Menu))
 
-    def _record(self, outcome: str, value: int | None, at: float) -> RecordResult:
+    def _record(self, outcome: FlowResult, value: int | None, at: float) -> RecordResult:
         self._result = Result(outcome, value, at)
         return RecordResult(self._result)
 

@@ -1,17 +1,19 @@
 """The post-call CSAT survey: greeting, a 1-5 rating by keypad, thanks, goodbye.
 
 Silence or a wrong key asks again (twice at most, so the question is heard at most three times),
-then says goodbye. Results: `score` with the key's value 1-5, or `no_input` / `invalid` when the
-repeats ran out, or `hung_up`. Texts exist in English and Russian; configuration may replace any
-of them per locale (`overrides`); `{company}` is filled from the caller's value, or from its
-spoken form for the locale (`company_spoken`, locale -> text): a Latin name in a Russian
-sentence makes the Russian voice switch to English for it, "Акме" does not.
+then says goodbye. Results: `FlowResult.SCORE` with the key's value 1-5, or `no_input` /
+`invalid` when the repeats ran out, or `hung_up`. Texts exist in English and Russian;
+configuration may replace any of them per locale (`overrides`); `{company}` is filled from the
+caller's value, or from its spoken form for the locale (`company_spoken`, locale -> text): a
+Latin name in a Russian sentence makes the Russian voice switch to English for it, "Акме" does
+not.
 """
 
 from collections.abc import Mapping
 
-from ivr.errors import FlowError
+from ivr.company import company_value
 from ivr.flow import Choice, Flow, Menu, Message, Templates
+from ivr.results import FlowResult
 from ivr.session import Session
 
 GREETING = "survey.greeting"
@@ -21,7 +23,6 @@ NO_KEY = "survey.no_key"
 THANKS = "survey.thanks"
 GOODBYE = "survey.goodbye"
 
-SCORE = "score"
 MAX_REPEATS = 2
 DEFAULT_NO_INPUT_TIMEOUT_S = 6.0
 
@@ -57,7 +58,7 @@ SURVEY_TEMPLATES: Templates = {
 
 
 def survey_flow(*, no_input_timeout_s: float = DEFAULT_NO_INPUT_TIMEOUT_S) -> Flow:
-    scores = {str(n): Choice(next="thanks", outcome=SCORE, value=n) for n in range(1, 6)}
+    scores = {str(n): Choice(next="thanks", outcome=FlowResult.SCORE, value=n) for n in range(1, 6)}
     return Flow(
         name="survey",
         start="greeting",
@@ -95,16 +96,8 @@ def survey_texts(
     spoken form that is empty or for a locale the survey has no texts for."""
     flow = survey_flow()
     resolved = flow.resolve_locale(locale, default_locale)
-    spoken = dict(company_spoken or {})
-    unknown = sorted(spoken.keys() - flow.locales)
-    if unknown:
-        raise FlowError(f"spoken company name for unknown locales {unknown}: use one of "
-                        f"{sorted(flow.locales)}")
-    blank = sorted(tag for tag, text in spoken.items() if not text.strip())
-    if blank:
-        raise FlowError(f"empty spoken company name for {blank}")
     return flow.texts(resolved, overrides=overrides,
-                      values={"company": spoken.get(resolved, company)})
+                      values={"company": company_value(flow, resolved, company, company_spoken)})
 
 
 def survey_session(

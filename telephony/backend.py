@@ -1,21 +1,24 @@
 """What campaigns ask of a telephony backend (SIP or Twilio), and what they get back."""
 
+import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ivr.results import FlowResult
 from telephony.outcomes import Outcome
 
 
 @dataclass(frozen=True)
 class FlowCall:
-    """Call `phone` and run the named ivr flow in `locale` once someone answers."""
+    """Call `phone` and run the ivr catalog's flow `flow` in `locale` once someone answers,
+    with the call's own `values` (what its prompts speak: an amount, a campaign, a date ...)."""
 
     job_id: str
     phone: str  # E.164
-    flow: str  # e.g. "survey"
+    flow: str  # a name in the ivr catalog
     locale: str
-    params: dict[str, str]  # placeholders of the flow's texts (company name, ...)
+    values: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -23,7 +26,7 @@ class CallReport:
     outcome: Outcome
     sip_status: int | None
     call_id: str | None
-    result: str | None = None  # what the flow recorded: "score", "no_input", "hung_up", ...
+    result: FlowResult | None = None  # what the flow recorded last
     value: int | None = None  # e.g. the score
     detail: str = ""
 
@@ -31,7 +34,13 @@ class CallReport:
 class CallProgress(Protocol):
     """The call's pacing, and what a backend reports while the call is still up, for
     campaigns to store at once (`answered` and `recorded` return immediately: storing happens
-    in the background, the call goes on)."""
+    in the background, the call goes on).
+
+    `withdrawn` is set when the call is no longer wanted (the client paid meanwhile): a backend
+    cancels a call not yet answered (outcome `CANCELLED`) and lets an answered one finish."""
+
+    @property
+    def withdrawn(self) -> asyncio.Event: ...
 
     async def dial_slot(self) -> None:
         """Wait for this call's place in the shared calls-per-second budget; the backend calls
@@ -40,13 +49,14 @@ class CallProgress(Protocol):
     def answered(self, dialog: Mapping[str, Any]) -> None:
         """The call was answered; `dialog` (JSON) is what `end_orphan` needs to hang it up."""
 
-    def recorded(self, result: str, value: int | None) -> None:
+    def recorded(self, result: FlowResult, value: int | None) -> None:
         """The flow recorded a result (a score, a menu choice, no input ...)."""
 
 
 class TelephonyBackend(Protocol):
-    async def prepare(self, flow: str, locale: str, params: dict[str, str]) -> None:
-        """Render every prompt the flow may speak, so no client waits for synthesis."""
+    async def prepare(self, call: FlowCall) -> None:
+        """Render every prompt the call may speak, so no client waits for synthesis; raises
+        `ivr.errors.FlowError` when the call's values do not fit its flow."""
 
     async def run(self, call: FlowCall, progress: CallProgress) -> CallReport:
         """Place the call and run the flow; never raises for call failures (see outcome)."""

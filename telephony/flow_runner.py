@@ -1,4 +1,4 @@
-"""Drives a sans-IO ivr session on a live SIP call: events in from the line, actions out to it."""
+"""Drives a sans-IO ivr session on a live line: events in from the line, actions out to it."""
 
 import asyncio
 import logging
@@ -15,10 +15,11 @@ from ivr.actions import (
     Result,
     StartTimer,
     StopPlayback,
+    Transfer,
 )
-from ivr.events import Digit, Event, HungUp, PlaybackFinished, TimerFired
+from ivr.events import Digit, Event, HungUp, PlaybackFinished, TimerFired, TransferEnded
 from ivr.session import Session
-from telephony.sip.call import Call, EndReason
+from telephony.line import EndReason, Line
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +32,16 @@ class FlowRunner:
 
     def __init__(
         self,
-        call: Call,
+        call: Line,
         session: Session,
         prompts: Mapping[str, EncodedPrompt],
         on_result: Callable[[Result], None],
+        *,
+        route: Callable[[str], str] = str,
     ) -> None:
+        """`route` turns a transfer's target (a phone number) into what the line dials."""
         self._call = call
+        self._route = route
         self._session = session
         self._prompts = prompts
         self._on_result = on_result
@@ -87,6 +92,8 @@ class FlowRunner:
                     handle = self._timers.pop(action.timer_id, None)
                     if handle is not None:
                         handle.cancel()
+                case Transfer():
+                    self._spawn(self._transfer(action.target))
                 case RecordResult():
                     self._result = action.result
                     self._on_result(action.result)
@@ -107,6 +114,12 @@ class FlowRunner:
         prompt = self._prompts[play.prompt_id]
         completed = await self._call.play(prompt, barge_in=play.barge_in)
         self._put(PlaybackFinished(play.prompt_id, self._now(), interrupted=not completed))
+
+    async def _transfer(self, target: str) -> None:
+        outcome = await self._call.transfer(self._route(target))
+        if not outcome.succeeded:
+            log.info("call %s: transfer failed: %s", self._call.call_id, outcome.detail)
+        self._put(TransferEnded(outcome.succeeded, self._now()))
 
     async def _read_digits(self) -> None:
         while not self._call.ended.is_set():

@@ -1,11 +1,12 @@
 """The SIP backend: places a call with ringback's own user agent and runs an ivr flow on it."""
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from audio.prompts import EncodedPrompt, PromptCache
 from ivr.actions import Result
+from ivr.catalog import FlowCatalog
 from ivr.session import Session
 from telephony.backend import CallProgress, CallReport, FlowCall
 from telephony.flow_runner import FlowRunner
@@ -17,7 +18,6 @@ from telephony.sip.ua import SipUserAgent
 
 log = logging.getLogger(__name__)
 
-SessionFactory = Callable[[str, str, dict[str, str]], Session]  # flow, locale, params
 MAX_CALL_S = 600.0
 
 
@@ -30,7 +30,7 @@ class SipBackend:
         self,
         ua: SipUserAgent,
         prompts: PromptCache,
-        sessions: SessionFactory,
+        flows: FlowCatalog,
         *,
         dial_template: str = "{phone}",
         ring_timeout_s: float = 30.0,
@@ -40,7 +40,7 @@ class SipBackend:
         the flow's own timers run on during a hold, and every call ends by `MAX_CALL_S`."""
         self._ua = ua
         self._prompts = prompts
-        self._sessions = sessions
+        self._flows = flows
         self._dial_template = dial_template
         self._ring_timeout_s = ring_timeout_s
         self._max_hold_s = max_hold_s
@@ -52,14 +52,18 @@ class SipBackend:
     def target(self, phone: str) -> str:
         return dial_target(self._dial_template, phone)
 
-    async def prepare(self, flow: str, locale: str, params: dict[str, str]) -> None:
-        await self._render(self._sessions(flow, locale, params))
+    async def prepare(self, call: FlowCall) -> None:
+        await self._render(self._session(call))
+
+    def _session(self, call: FlowCall) -> Session:
+        return self._flows.session(call.flow, call.locale, call.values)
 
     async def run(self, call: FlowCall, progress: CallProgress) -> CallReport:
-        session = self._sessions(call.flow, call.locale, call.params)
-        prompts = await self._render(session)  # before dialing: nobody waits for speech
+        session = self._session(call)
+        prompts = await self._render(session)  # rendered ahead: found in the cache
         await progress.dial_slot()
-        result = await self._ua.call(self.target(call.phone), ring_timeout=self._ring_timeout_s)
+        result = await self._ua.call(self.target(call.phone), ring_timeout=self._ring_timeout_s,
+                                     abort=progress.withdrawn)
         if result.call is None:
             return CallReport(result.outcome, result.sip_status, result.call_id,
                               detail=result.reason)
@@ -69,7 +73,8 @@ class SipBackend:
         def store(answer: Result) -> None:
             progress.recorded(answer.outcome, answer.value)
 
-        recorded = await FlowRunner(result.call, session, prompts, store).run(MAX_CALL_S)
+        runner = FlowRunner(result.call, session, prompts, store, route=self.target)
+        recorded = await runner.run(MAX_CALL_S)
         return CallReport(
             Outcome.ANSWERED, result.sip_status, result.call_id,
             result=recorded.outcome if recorded else None,

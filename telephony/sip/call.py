@@ -7,10 +7,10 @@ the far end (BYE, re-INVITE, UPDATE, INFO, OPTIONS, ACK) arrive through `handle_
 import asyncio
 import logging
 from collections.abc import Awaitable
-from enum import Enum
 from typing import Any, TypeVar
 
 from audio.prompts import EncodedPrompt
+from telephony.line import EndReason
 from telephony.sip.codecs import MediaParams
 from telephony.sip.dialog import Dialog
 from telephony.sip.dialog_state import DialogState
@@ -30,15 +30,6 @@ T = TypeVar("T")
 
 MAX_HOLD_S = 60.0  # a call the far end keeps on hold longer than this is hung up
 DIGIT_SEND_LIMIT_S = 1.0  # longer than any digit takes to go out; a hold pauses a digit
-
-
-class EndReason(Enum):
-    LOCAL_HANGUP = "local_hangup"
-    REMOTE_HANGUP = "remote_hangup"
-    NO_ACK = "no_ack"  # our 2xx was never acknowledged
-    BAD_ANSWER = "bad_answer"  # the far end's SDP could not be used
-    HELD_TOO_LONG = "held_too_long"  # the far end kept us on hold past the call's hold limit
-    MAX_DURATION = "max_duration"  # the call reached the length its owner allows
 
 
 async def send_bye(stack: Stack, dialog: Dialog, *, cseq: int | None = None) -> Response | None:

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Literal
 
+from telephony.line import EndReason
 from telephony.outcomes import Outcome, outcome_for_status
-from telephony.sip.call import Call, EndReason
+from telephony.sip.call import Call
 from telephony.sip.dialog import Dialog
 from telephony.sip.digest import AuthError, authorization, choose_challenge
 from telephony.sip.endpoint import Address, Exchange, random_token

@@ -9,10 +9,9 @@ import asyncio
 import json
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,17 +20,20 @@ from campaigns.contact_rules import ContactCap, contacted_recently, lock_client
 from campaigns.dial_budget import lock_budget
 from campaigns.dispatcher import Claimed, Dispatcher, DispatchLimits, RunningCall
 from campaigns.events import parse_event
-from campaigns.intake import Intake
 from campaigns.models import CallAttempt, CallbackTask, DialBudget, Job, JobStatus, OutboxEvent
 from infra.db import transaction, utcnow
 from infra.tasks import TaskSupervisor
-from telephony.backend import CallProgress, CallReport, FlowCall
+from ivr.results import FlowResult
+from telephony.backend import FlowCall
+from telephony.memory import MemoryBackend, Scripted
 from tests.integration.test_survey_jobs import (
     Clock,
     completed,
     make_surveys,
     moscow,
     new_job,
+    purposes,
+    survey_intake,
 )
 
 WRITERS = 8
@@ -61,8 +63,7 @@ def call_completed_event(client: str, phone: str) -> bytes:
 def test_events_for_one_client_arriving_together_queue_one_survey(
     sessions: sessionmaker[Session],
 ) -> None:
-    intake = Intake(sessions, make_surveys(Clock(moscow("2026-11-24T12:00"))),
-                    default_region="RU")
+    intake = survey_intake(sessions, make_surveys(Clock(moscow("2026-11-24T12:00"))))
     for round_ in range(4):
         client, phone = f"c-{round_}", f"+7999000000{round_}"
         if round_ % 2:  # a client seen before: its lock rows exist already
@@ -78,8 +79,7 @@ def test_events_for_one_client_arriving_together_queue_one_survey(
 def test_the_same_phone_under_two_client_ids_is_one_client(
     sessions: sessionmaker[Session],
 ) -> None:
-    intake = Intake(sessions, make_surveys(Clock(moscow("2026-11-24T12:00"))),
-                    default_region="RU")
+    intake = survey_intake(sessions, make_surveys(Clock(moscow("2026-11-24T12:00"))))
     events = [parse_event(call_completed_event(f"c-{i}", "+79990000009"), "RU")
               for i in range(WRITERS)]
     together(WRITERS, lambda i: intake.handle(events[i]))
@@ -116,29 +116,11 @@ def test_a_capped_kind_admits_one_job_per_client_among_racing_writers(
         assert session.scalar(select(func.count()).where(Job.kind == cap.kind)) == 1
 
 
-class HangingBackend:
+def HangingBackend(score: int | None) -> MemoryBackend:
     """Answers, stores the dialog, records the score the client pressed, then never returns:
     the process is about to die mid-goodbye."""
-
-    def __init__(self, score: int | None) -> None:
-        self.score = score
-        self.calls: list[FlowCall] = []
-        self.ended: list[Mapping[str, Any]] = []
-
-    async def prepare(self, flow: str, locale: str, params: dict[str, str]) -> None:
-        return None
-
-    async def run(self, call: FlowCall, progress: CallProgress) -> CallReport:
-        self.calls.append(call)
-        progress.answered({"call_id": f"sip-{call.job_id}"})
-        if self.score is not None:
-            progress.recorded("score", self.score)
-        await asyncio.Event().wait()
-        raise AssertionError("unreachable")
-
-    async def end_orphan(self, dialog: Mapping[str, Any]) -> bool:
-        self.ended.append(dialog)
-        return True
+    return MemoryBackend(Scripted(result=FlowResult.SCORE if score is not None else None,
+                                  value=score, hangs=True))
 
 
 def make_dispatcher(sessions: sessionmaker[Session], clock: Clock, backend: object,
@@ -147,10 +129,10 @@ def make_dispatcher(sessions: sessionmaker[Session], clock: Clock, backend: obje
     """A dispatcher and its tasks: cancelling them is the process dying."""
     tasks = TaskSupervisor()
     return Dispatcher(
-        sessions, make_surveys(clock, **policy), backend,  # type: ignore[arg-type]
+        sessions, purposes(make_surveys(clock, **policy)), backend,
         instance=instance,
         limits=DispatchLimits(channels=5, calls_per_second=50, lease=timedelta(seconds=60)),
-        params={"company": "Acme"}, clock=clock, tasks=tasks,
+        clock=clock, tasks=tasks,
     ), tasks
 
 
@@ -181,7 +163,7 @@ async def test_an_answer_given_before_a_crash_is_never_asked_again(
     await dies.cancel_all()
 
     assert (recovered.settled, recovered.hung_up) == (1, 1)
-    assert successor_backend.ended == [{"call_id": f"sip-{job.id}"}]
+    assert [dialog["job_id"] for dialog in successor_backend.ended] == [job.id]
     with transaction(sessions) as session:
         stored = session.get_one(Job, job.id)
         assert (stored.status, stored.final_reason) == (JobStatus.COMPLETED, "score 2")
@@ -252,12 +234,13 @@ async def test_a_call_woken_too_late_takes_a_fresh_dial_slot(
     sessions: sessionmaker[Session],
 ) -> None:
     d, _ = make_dispatcher(sessions, utcnow, HangingBackend(None))  # type: ignore[arg-type]
-    on_time = RunningCall(d, Claimed("job-1", 1, "+79990000001", "ru", utcnow()))
+    call = FlowCall("job-1", "+79990000001", "survey", "ru")
+    on_time = RunningCall(d, Claimed("job-1", 1, call, utcnow()))
     await on_time.dial_slot()
     with transaction(sessions) as session:
         assert session.get(DialBudget, "default") is None  # nothing taken again
     woken = utcnow()
-    late = RunningCall(d, Claimed("job-2", 2, "+79990000002", "ru",
+    late = RunningCall(d, Claimed("job-2", 2, FlowCall("job-2", "+79990000002", "survey", "ru"),
                                   woken - timedelta(milliseconds=200)))
     await late.dial_slot()
     with transaction(sessions) as session:

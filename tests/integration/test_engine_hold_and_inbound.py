@@ -22,8 +22,8 @@ import pytest
 from audio.g711 import Law, encode
 from audio.prompts import EncodedPrompt, PromptCache
 from audio.tts import SpeechSynthesizer
-from ivr.actions import HUNG_UP, NO_INPUT
-from ivr.survey import survey_session
+from ivr.catalog import FlowCatalog, FlowOptions, default_entries
+from ivr.results import FlowResult
 from lab.ports import allocate_ports
 from lab.ringback import RingbackService
 from lab.sipp import EXIT_ALL_OK
@@ -45,6 +45,7 @@ class Progress:
     def __init__(self) -> None:
         self.answered_with: Mapping[str, Any] | None = None
         self.results: list[str] = []
+        self.withdrawn = asyncio.Event()  # never: the call stays wanted
 
     async def dial_slot(self) -> None:
         return None  # no rate budget here: dial at once
@@ -64,14 +65,14 @@ async def survey_on_hold(
     async with user_agent(ports) as ua:
         backend = SipBackend(
             ua, PromptCache(prompts_dir, SpeechSynthesizer()),
-            lambda _flow, locale, _params: survey_session(
-                locale, company="Acme", default_locale="en", no_input_timeout_s=no_input_s),
+            FlowCatalog(FlowOptions(company="Acme", default_locale="en"),
+                        default_entries(survey_no_input_s=no_input_s)),
             dial_template=f"sip:{{digits}}@127.0.0.1:{callee.port}",
             max_hold_s=max_hold_s,
         )
         progress = Progress()
         report = await asyncio.wait_for(
-            backend.run(FlowCall("job-1", "+15550100", "survey", "en", {}), progress),
+            backend.run(FlowCall("job-1", "+15550100", "survey", "en"), progress),
             CALL_BOUND_S,
         )
     assert progress.answered_with is not None
@@ -85,7 +86,7 @@ async def test_on_hold_for_good_the_flow_timers_still_end_the_call(
 ) -> None:
     report = await survey_on_hold(sipp, rtp_ports, tmp_path, no_input_s=1.0, max_hold_s=600.0)
     assert report.outcome is Outcome.ANSWERED
-    assert report.result == NO_INPUT  # asked, unheard, timed out: the flow gave up and left
+    assert report.result == FlowResult.NO_INPUT  # asked, unheard, timed out: the flow left
     assert report.detail == EndReason.LOCAL_HANGUP.value
 
 
@@ -94,7 +95,7 @@ async def test_on_hold_for_good_the_hold_limit_ends_the_call(
 ) -> None:
     report = await survey_on_hold(sipp, rtp_ports, tmp_path, no_input_s=60.0, max_hold_s=3.0)
     assert report.outcome is Outcome.ANSWERED
-    assert report.result == HUNG_UP  # nothing was answered: the line went
+    assert report.result == FlowResult.HUNG_UP  # nothing was answered: the line went
     assert report.detail == EndReason.HELD_TOO_LONG.value
 
 

@@ -3,9 +3,7 @@ skipped or dropped, how a report settles them, and how the reaper settles a cras
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -17,6 +15,7 @@ from campaigns.calling_window import CallingWindow
 from campaigns.deadlines import low_score_deadline
 from campaigns.dispatcher import Dispatcher, DispatchLimits
 from campaigns.events import CallCompletedData
+from campaigns.intake import Intake, event_handlers
 from campaigns.models import (
     CallAttempt,
     CallbackTask,
@@ -26,10 +25,14 @@ from campaigns.models import (
     JobStatus,
     OutboxEvent,
 )
+from campaigns.purpose import CallPurpose
 from campaigns.survey_policy import SurveyPolicy
 from campaigns.surveys import Surveys
+from campaigns.warnings import WarningPolicy, Warnings
 from infra.db import transaction
-from telephony.backend import CallProgress, CallReport, FlowCall
+from ivr.results import FlowResult
+from telephony.backend import CallReport
+from telephony.memory import MemoryBackend, Scripted
 from telephony.outcomes import Outcome
 
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -51,6 +54,16 @@ def make_surveys(clock: Clock, **policy: object) -> Surveys:
     calendar = BusinessCalendar.from_settings(timezone="Europe/Moscow")
     window = CallingWindow.from_settings(calendar, "mon-fri 09:00-21:00; sat-sun 10:00-20:00")
     return Surveys(SurveyPolicy(**policy), window, calendar, clock)  # type: ignore[arg-type]
+
+
+def purposes(surveys: Surveys) -> dict[str, CallPurpose]:
+    return {surveys.kind: surveys}
+
+
+def survey_intake(sessions: sessionmaker[Session], surveys: Surveys) -> Intake:
+    """The intake as `serve` builds it, around these surveys."""
+    warnings = Warnings(WarningPolicy(window=surveys.window), surveys.calendar, surveys.clock)
+    return Intake(sessions, event_handlers(surveys, warnings), default_region="RU")
 
 
 def completed(ended: datetime, *, phone: str = "+79990000001", client: str = "c-1",
@@ -164,29 +177,15 @@ def test_one_survey_per_client_per_period(sessions: sessionmaker[Session]) -> No
     assert second.status == JobStatus.SKIPPED
 
 
-class RecordingBackend:
-    def __init__(self, report: CallReport) -> None:
-        self.report = report
-        self.calls: list[FlowCall] = []
-
-    async def prepare(self, flow: str, locale: str, params: dict[str, str]) -> None:
-        return None
-
-    async def run(self, call: FlowCall, progress: CallProgress) -> CallReport:
-        self.calls.append(call)
-        return self.report
-
-    async def end_orphan(self, dialog: Mapping[str, Any]) -> bool:
-        raise AssertionError("no orphans expected here")
-
-
 def dispatcher(sessions: sessionmaker[Session], surveys: Surveys, report: CallReport,
-               instance: str = "test") -> tuple[Dispatcher, RecordingBackend]:
-    backend = RecordingBackend(report)
+               instance: str = "test") -> tuple[Dispatcher, MemoryBackend]:
+    """A dispatcher whose every call ends as `report` says."""
+    backend = MemoryBackend(Scripted(report.outcome, report.sip_status, report.result,
+                                     report.value))
     return Dispatcher(
-        sessions, surveys, backend, instance=instance,
+        sessions, purposes(surveys), backend, instance=instance,
         limits=DispatchLimits(channels=5, calls_per_second=50, lease=timedelta(seconds=60)),
-        params={"company": "Acme"}, clock=surveys.clock,
+        clock=surveys.clock,
     ), backend
 
 
@@ -203,7 +202,7 @@ async def test_a_low_score_creates_a_task_with_the_calendar_deadline(
     surveys = make_surveys(clock)
     job = new_job(sessions, surveys, completed(clock.at - timedelta(minutes=30)))
     d, backend = dispatcher(sessions, surveys,
-                            CallReport(Outcome.ANSWERED, 200, "sip-1", "score", 3))
+                            CallReport(Outcome.ANSWERED, 200, "sip-1", FlowResult.SCORE, 3))
     assert await run_due(d) == 1
     assert backend.calls[0].phone == "+79990000001"
     with transaction(sessions) as session:
@@ -248,7 +247,8 @@ async def test_the_reaper_counts_a_crashed_call_and_the_retry_policy_redials(
         stored.status, stored.attempts = JobStatus.DIALING, 1
         stored.lease_owner, stored.lease_expires_at = "dead", clock.at + timedelta(seconds=60)
         session.add(CallAttempt(job_id=job.id, number=1, started_at=clock.at))
-    d, _ = dispatcher(sessions, surveys, CallReport(Outcome.ANSWERED, 200, "x", "score", 5))
+    d, _ = dispatcher(sessions, surveys,
+                      CallReport(Outcome.ANSWERED, 200, "x", FlowResult.SCORE, 5))
     assert (await d.reap()).settled == 0  # the lease still runs: the call may be alive elsewhere
     clock.at += timedelta(seconds=61)
     assert (await d.reap()).settled == 1

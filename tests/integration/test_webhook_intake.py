@@ -23,8 +23,10 @@ from standardwebhooks import Webhook
 
 from api import webhooks
 from api.errors import install_error_handlers
+from campaigns.calendar import BusinessCalendar
+from campaigns.calling_window import CallingWindow
 from campaigns.events import CallCompletedData, parse_event
-from campaigns.intake import Intake, IntakeResult
+from campaigns.intake import Intake, IntakeResult, event_handlers
 from campaigns.models import (
     DoNotCall,
     DoNotCallClient,
@@ -34,7 +36,8 @@ from campaigns.models import (
     OutboxEvent,
     WebhookEvent,
 )
-from infra.db import Base, DatabaseThreads
+from campaigns.warnings import WarningPolicy, Warnings
+from infra.db import Base, DatabaseThreads, utcnow
 from infra.settings import Settings
 
 SECRET = "whsec_" + "dGVzdC1pbmJvdW5kLXNlY3JldC0zMi1ieXRlcy1sb25nIQ=="
@@ -60,6 +63,14 @@ def _job(event_id: str, client_id: str, phone: str) -> Job:
                due_at=now, not_before=now, not_after=now + timedelta(hours=1), max_attempts=3)
 
 
+def intake_around(sessions: sessionmaker[Session], rules: FakeRules) -> Intake:
+    """The intake with these survey rules and real warnings."""
+    calendar = BusinessCalendar.from_settings(timezone="Europe/Moscow")
+    warnings = Warnings(WarningPolicy(window=CallingWindow.from_settings(calendar)), calendar,
+                        utcnow)
+    return Intake(sessions, event_handlers(rules, warnings), default_region="RU")
+
+
 @pytest.fixture
 def rules() -> FakeRules:
     return FakeRules()
@@ -74,7 +85,7 @@ def client(
     app.include_router(webhooks.router)
     app.state.settings = Settings(_env_file=None, data_dir=tmp_path,
                                   crm_webhook_secret=SECRET, crm_webhook_tolerance_s=120)
-    app.state.intake = Intake(sessions, rules, default_region="RU")
+    app.state.intake = intake_around(sessions, rules)
     app.state.database = DatabaseThreads(database_url)
     yield TestClient(app, raise_server_exceptions=False)
     app.state.database.close()
@@ -379,7 +390,7 @@ def test_twins_racing_are_applied_once(sessions: sessionmaker[Session]) -> None:
             time.sleep(0.3)
 
     rules = SlowRules()
-    intake = Intake(sessions, rules, default_region="RU")
+    intake = intake_around(sessions, rules)
     event = parse_event(json.dumps(call_completed()).encode(), "RU")
     with ThreadPoolExecutor(2) as pool:
         results = sorted(pool.map(lambda _: intake.handle(event), range(2)))

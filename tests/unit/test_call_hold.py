@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pytest
 
 from audio.prompts import EncodedPrompt
-from ivr.actions import NO_INPUT
+from ivr.results import FlowResult
 from ivr.survey import survey_session
 from telephony.flow_runner import FlowRunner
 from telephony.sip.call import Call, EndReason
@@ -200,7 +200,7 @@ async def test_the_flow_gives_up_on_a_caller_who_holds_and_never_resumes(line: L
     holding = asyncio.create_task(hold_during_the_greeting())
     outcome = await run_survey(line, no_input_s=0.05, max_duration_s=GUARD_S * 2)
     await holding
-    assert outcome == NO_INPUT  # the no-input timers ran: asked three times, then goodbye
+    assert outcome == FlowResult.NO_INPUT  # no-input timers ran: asked three times, then bye
     assert line.call.end_reason is EndReason.LOCAL_HANGUP
     assert line.call.on_hold
 

@@ -1,6 +1,7 @@
 """The call setup time: from the call going out (its dial slot) to its answer, answered calls
 only; everything else the backend and the dispatcher say to each other passes through."""
 
+import asyncio
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -19,6 +20,7 @@ CALL = FlowCall("job-1", "+79991234567", "survey", "en", {})
 class Progress:
     def __init__(self) -> None:
         self.seen: list[str] = []
+        self.withdrawn = asyncio.Event()
 
     async def dial_slot(self) -> None:
         self.seen.append("slot")
@@ -40,8 +42,8 @@ class Backend:
         self.prepared: list[str] = []
         self.ended: list[Mapping[str, Any]] = []
 
-    async def prepare(self, flow: str, locale: str, params: dict[str, str]) -> None:
-        self.prepared.append(f"{flow}/{locale}")
+    async def prepare(self, call: FlowCall) -> None:
+        self.prepared.append(f"{call.flow}/{call.locale}")
 
     async def run(self, call: FlowCall, progress: CallProgress) -> CallReport:
         self.clock[0] += 7.0  # rendering prompts, waiting for the slot: not setup time
@@ -92,6 +94,6 @@ async def test_unanswered_calls_are_not_observed(clock: list[float]) -> None:
 async def test_prepare_and_end_orphan_pass_through(clock: list[float]) -> None:
     backend = Backend(clock, ring_s=1.0)
     timed = TimedBackend(backend, Metrics(CollectorRegistry()).call_setup.observe)
-    await timed.prepare("survey", "ru", {})
+    await timed.prepare(FlowCall("job-1", "", "survey", "ru"))
     assert await timed.end_orphan({"call_id": "c9"})
     assert (backend.prepared, backend.ended) == (["survey/ru"], [{"call_id": "c9"}])

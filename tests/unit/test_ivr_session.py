@@ -7,10 +7,6 @@ from dataclasses import dataclass, field
 import pytest
 
 from ivr.actions import (
-    COMPLETED,
-    HUNG_UP,
-    INVALID,
-    NO_INPUT,
     Action,
     CancelTimer,
     Hangup,
@@ -23,6 +19,7 @@ from ivr.actions import (
 from ivr.errors import FlowError
 from ivr.events import Answered, Digit, Event, HungUp, PlaybackFinished, TimerFired
 from ivr.flow import Choice, Flow, Menu, Message
+from ivr.results import FlowResult
 from ivr.session import Session
 from ivr.survey import (
     GOODBYE,
@@ -36,6 +33,8 @@ from ivr.survey import (
 )
 
 TIMEOUT = 6.0
+COMPLETED, HUNG_UP = FlowResult.COMPLETED, FlowResult.HUNG_UP
+INVALID, NO_INPUT = FlowResult.INVALID, FlowResult.NO_INPUT
 
 
 def survey() -> Session:

@@ -3,7 +3,7 @@ English mid-sentence when configuration gives it in Cyrillic."""
 
 import pytest
 
-from api.app import session_factory
+from api.app import build_flows
 from infra.settings import Settings
 from ivr.actions import Play
 from ivr.errors import FlowError
@@ -61,14 +61,13 @@ def test_the_setting_is_json_from_the_environment_and_reaches_the_survey(
     monkeypatch.setenv("RINGBACK_COMPANY_NAME_SPOKEN", '{"ru": "Акме"}')
     settings = Settings(_env_file=None)
     assert settings.company_name_spoken == SPOKEN
-    make = session_factory(settings)
-    params = {"company": settings.company_name}
-    assert "компании Акме " in make("survey", "ru", params).texts[GREETING]
-    assert "from Acme " in make("survey", "en", params).texts[GREETING]
+    flows = build_flows(settings)
+    assert "компании Акме " in flows.session("survey", "ru", {}).texts[GREETING]
+    assert "from Acme " in flows.session("survey", "en", {}).texts[GREETING]
 
 
 def test_by_default_every_locale_speaks_the_written_name() -> None:
     settings = Settings(_env_file=None, company_name="Acme")
     assert settings.company_name_spoken == {}
-    texts = session_factory(settings)("survey", "ru", {"company": "Acme"}).texts
+    texts = build_flows(settings).session("survey", "ru", {}).texts
     assert "компании Acme " in texts[GREETING]
