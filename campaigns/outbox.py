@@ -18,8 +18,7 @@ import random
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from math import floor
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -29,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks import Webhook
 
 from campaigns.models import OutboxEvent, OutboxStatus
+from campaigns.signing import signature_headers
 from infra.db import BlockingRunner, transaction, utcnow
 from infra.logs import mask_phone_numbers
 from infra.retry import TRANSIENT
@@ -181,16 +181,10 @@ class OutboxDelivery:
         return claimed
 
     async def _send(self, url: str, event: _Claimed) -> bool:
-        now = self._clock()
-        seconds = floor(now.timestamp())
         body = json.dumps(event.payload, ensure_ascii=False, separators=(",", ":"))
-        # sign() replaces the tzinfo with UTC instead of converting: give it UTC.
-        signature = self._webhook.sign(event.event_id, datetime.fromtimestamp(seconds, UTC), body)
         headers = {
             "content-type": "application/json",
-            "webhook-id": event.event_id,
-            "webhook-timestamp": str(seconds),
-            "webhook-signature": signature,
+            **signature_headers(self._webhook, event.event_id, self._clock(), body),
         }
         error: str | None
         try:

@@ -12,6 +12,7 @@ import binascii
 import json
 import string
 from datetime import date
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -38,6 +39,16 @@ SECRET_SETTINGS = frozenset({"crm_webhook_secret", "crm_outbound_secret", "sip_p
 
 DIAL_PLACEHOLDERS = frozenset({"phone", "digits"})
 DATABASE_HINT = "write sqlite:///path/to/ringback.db or postgresql+psycopg://user:password@host/db"
+CHECK_URL_EXAMPLE = "https://crm.example/ringback/clients/{client_id}/call-check"
+
+
+class UnavailablePolicy(StrEnum):
+    """What the pre-dial CRM check (campaigns.crm_check) does when the CRM gives no usable
+    answer. Defined here, in the leaf, because a setting holds it; campaigns re-exports it."""
+
+    CALL = "call"  # dial anyway: the check is optional, a CRM outage must not stop warnings
+    SKIP = "skip"  # drop this attempt as not wanted
+    POSTPONE = "postpone"  # try again after crm_check_postpone_s
 
 
 class Settings(BaseSettings):
@@ -73,6 +84,13 @@ class Settings(BaseSettings):
     crm_outbound_secret: SecretStr = SecretStr(DEV_OUTBOUND_SECRET)
     crm_webhook_tolerance_s: int = Field(300, ge=10, le=3600)
     outbox_max_backoff_s: float = Field(300.0, gt=0)
+    # The pre-dial check: the CRM is asked just before a warning call whether it is still wanted.
+    crm_check_url: str | None = Field(
+        None, description="GET URL template with {client_id}; unset: no check"
+    )
+    crm_check_timeout_s: float = Field(2.0, ge=0.1, le=10)
+    crm_check_on_unavailable: UnavailablePolicy = UnavailablePolicy.CALL
+    crm_check_postpone_s: float = Field(300.0, ge=1, le=86400)
     default_region: str = "RU"
     default_timezone: str = "Europe/Moscow"
     default_locale: str = "ru"
@@ -214,6 +232,18 @@ class Settings(BaseSettings):
             _check_http_url(value)
         return value
 
+    @field_validator("crm_check_url")
+    @classmethod
+    def _check_url_template(cls, value: str | None) -> str | None:
+        if value is not None:
+            _check_check_url(value)
+        return value
+
+    @field_validator("crm_check_on_unavailable", mode="before")
+    @classmethod
+    def _lower_case_policy(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
     @field_validator("survey_texts", "warning_texts", mode="before")
     @classmethod
     def _texts_json(cls, value: object) -> object:
@@ -277,17 +307,33 @@ def _check_zone(name: str) -> None:
 
 def _check_dial_template(template: str) -> None:
     """Only `{phone}` and `{digits}`, at least one of them, plain (no conversion or format)."""
-    try:
-        fields = [_field_text(name, conversion, spec)
-                  for _, name, spec, conversion in string.Formatter().parse(template)
-                  if name is not None]
-    except ValueError as exc:
-        raise ValueError(f"bad syntax ({exc}); write a literal brace as {{{{ or }}}}") from None
+    fields = _placeholders(template)
     other = sorted(set(fields) - {f"{{{name}}}" for name in DIAL_PLACEHOLDERS})
     if other:
         raise ValueError(f"only {{phone}} and {{digits}} may be used, not {', '.join(other)}")
     if not fields:
         raise ValueError("must contain {phone} or {digits}, e.g. sip:{digits}@trunk.example.net")
+
+
+def _check_check_url(template: str) -> None:
+    """An http(s) URL with `{client_id}`, plain, and no other placeholder."""
+    fields = _placeholders(template)
+    other = sorted(set(fields) - {"{client_id}"})
+    if other:
+        raise ValueError(f"only {{client_id}} may be used, not {', '.join(other)}")
+    if not fields:
+        raise ValueError(f"must contain {{client_id}}, e.g. {CHECK_URL_EXAMPLE}")
+    _check_http_url(template.format(client_id="client"))
+
+
+def _placeholders(template: str) -> list[str]:
+    """Every `{...}` of a str.format template as written."""
+    try:
+        return [_field_text(name, conversion, spec)
+                for _, name, spec, conversion in string.Formatter().parse(template)
+                if name is not None]
+    except ValueError as exc:
+        raise ValueError(f"bad syntax ({exc}); write a literal brace as {{{{ or }}}}") from None
 
 
 def _field_text(name: str, conversion: str | None, spec: str | None) -> str:

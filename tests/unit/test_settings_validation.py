@@ -14,7 +14,12 @@ from pydantic import ValidationError
 
 from api.config_check import check_settings, load_settings, mask_url, rows
 from infra.errors import InvalidSettings
-from infra.settings import DEV_OUTBOUND_SECRET, DEV_WEBHOOK_SECRET, Settings
+from infra.settings import (
+    DEV_OUTBOUND_SECRET,
+    DEV_WEBHOOK_SECRET,
+    Settings,
+    UnavailablePolicy,
+)
 
 
 def refused(**values: Any) -> dict[str, str]:
@@ -130,6 +135,50 @@ def test_crm_url_must_be_http(url: str) -> None:
 def test_https_crm_url_is_kept() -> None:
     url = "https://crm.example/hooks/ringback?key=abc"
     assert Settings(_env_file=None, crm_url=url).crm_url == url
+
+
+# --- the pre-dial CRM check ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("https://crm.example/check", "must contain {client_id}"),
+    ("https://crm.example/{phone}/{client_id}", "not {phone}"),
+    ("https://crm.example/{client_id!r}", "not {client_id!r}"),
+    ("https://crm.example/{client_id", "bad syntax"),
+    ("ftp://crm.example/{client_id}", "http:// or https://"),
+    ("{client_id}", "http:// or https://"),
+])
+def test_bad_check_urls_are_refused(url: str, expected: str) -> None:
+    assert expected in refused(crm_check_url=url)["crm_check_url"]
+
+
+def test_check_settings_are_kept_and_the_policy_read_in_any_case(
+    environment: pytest.MonkeyPatch,
+) -> None:
+    url = "https://crm.example/ringback/clients/{client_id}/call-check?key=abc"
+    environment.setenv("RINGBACK_CRM_CHECK_URL", url)
+    environment.setenv("RINGBACK_CRM_CHECK_ON_UNAVAILABLE", "Postpone")
+    environment.setenv("RINGBACK_CRM_CHECK_POSTPONE_S", "60")
+    settings = Settings()
+    assert (settings.crm_check_url, settings.crm_check_on_unavailable,
+            settings.crm_check_postpone_s) == (url, UnavailablePolicy.POSTPONE, 60.0)
+
+
+def test_check_defaults() -> None:
+    settings = Settings(_env_file=None)
+    assert (settings.crm_check_url, settings.crm_check_timeout_s,
+            settings.crm_check_on_unavailable, settings.crm_check_postpone_s) == (
+        None, 2.0, UnavailablePolicy.CALL, 300.0)
+
+
+@pytest.mark.parametrize(("values", "setting"), [
+    ({"crm_check_timeout_s": 0.05}, "crm_check_timeout_s"),
+    ({"crm_check_timeout_s": 11}, "crm_check_timeout_s"),
+    ({"crm_check_postpone_s": 0}, "crm_check_postpone_s"),
+    ({"crm_check_on_unavailable": "retry"}, "crm_check_on_unavailable"),
+])
+def test_check_values_out_of_range_are_refused(values: dict[str, Any], setting: str) -> None:
+    assert list(refused(**values)) == [setting]
 
 
 # --- secrets -------------------------------------------------------------------------------
