@@ -171,7 +171,7 @@ async def await_referral(
                 changed.clear()
                 await changed.wait()
     except TimeoutError:
-        what = "a final NOTIFY" if referral.accepted else "an answer to the REFER"
+        what = "final NOTIFY" if referral.accepted else "answer to the REFER"
         referral.give_up(f"no {what} within {timeout:g} s")
     except CallError as exc:  # the next hop's name does not resolve
         referral.give_up(str(exc))
