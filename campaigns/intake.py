@@ -18,11 +18,11 @@ from campaigns.events import (
     BalanceLow,
     BalanceToppedUp,
     CallCompleted,
+    CallCompletedData,
     CampaignStopping,
     ClientOptedOut,
     Envelope,
 )
-from campaigns.events import CallCompletedData
 from campaigns.models import WebhookEvent
 from campaigns.warnings import Warnings
 from infra.db import transaction, utcnow

@@ -15,7 +15,7 @@ class EndReason(Enum):
     BAD_ANSWER = "bad_answer"  # the far end's SDP could not be used
     HELD_TOO_LONG = "held_too_long"  # the far end kept us on hold past the call's hold limit
     MAX_DURATION = "max_duration"  # the call reached the length its owner allows
-    TRANSFERRED = "transferred"  # the caller was put through elsewhere; our leg ended
+    TRANSFERRED = "transferred"  # a transfer succeeded; then we (or the far end) sent BYE
 
 
 class TransferOutcome(Protocol):

@@ -1,7 +1,8 @@
 """An established call: a confirmed dialog plus its RTP stream.
 
 The rest of ringback plays prompts, waits for digits and hangs up here. In-dialog requests from
-the far end (BYE, re-INVITE, UPDATE, INFO, OPTIONS, ACK) arrive through `handle_request`.
+the far end (BYE, re-INVITE, UPDATE, INFO, OPTIONS, ACK, NOTIFY of our REFER) arrive through
+`handle_request`.
 """
 
 import asyncio
@@ -22,6 +23,7 @@ from telephony.sip.message import Request, Response
 from telephony.sip.sdp import LocalMedia, SdpError
 from telephony.sip.stack import ALLOW, Stack
 from telephony.sip.transaction import ServerTransaction
+from telephony.sip.transfer import Referral, TransferResult, await_referral, build_refer
 from telephony.sip.uri import parse_address
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,7 @@ class Call:
         self.held_since: float | None = None  # loop time the current hold began
         self._hold_limit_s = MAX_HOLD_S
         self._hold_timer: asyncio.TimerHandle | None = None
+        self._referral: Referral | None = None  # the last REFER we sent, while it matters
 
     @property
     def call_id(self) -> str:
@@ -132,6 +135,26 @@ class Call:
         except TimeoutError:
             return False
         return True
+
+    async def transfer(self, target: str, *, timeout: float = 30.0) -> TransferResult:
+        """Blind transfer (RFC 3515): REFER the far end to `target` (a SIP URI, or a number /
+        user resolved like a dial target) and wait at most `timeout` s for the outcome. On
+        success we hang up (end reason `transferred`); on failure the call goes on. Raises
+        `CallError` only for a target that cannot be called (e.g. `tel:`)."""
+        if self.ended.is_set() or self._hangup_started:
+            return TransferResult(False, None, "the call has ended")
+        if self._referral is not None and self._referral.waiting:
+            return TransferResult(False, None, "a transfer is already in progress")
+        refer = build_refer(self._stack, self.dialog, target)
+        referral = self._referral = Referral(refer.cseq[0])  # NOTIFYs may overtake the 202
+        try:
+            result = await await_referral(self._stack, self.dialog, refer, referral, timeout)
+        finally:
+            if self.ended.is_set():  # the dialog stayed routed for the subscription only
+                self._stack.dialogs.pop(self.dialog.key, None)
+        if result.succeeded:
+            await self.hangup(EndReason.TRANSFERRED)
+        return result
 
     def dialog_state(self) -> dict[str, Any]:
         """What a successor process needs to send our BYE if this one dies: a JSON object
@@ -212,20 +235,27 @@ class Call:
             return
         if transaction is None:
             return
+        method = request.method
+        if self.ended.is_set() and method != "NOTIFY":  # the dialog lives on for a REFER only
+            self._stack.respond(transaction, 481)
+            return
         if not self.dialog.accepts_remote_seq(request.cseq[0]):
             self._stack.respond(transaction, 500, headers=[("Retry-After", "1")])
             return
-        method = request.method
         if method == "BYE":
             self._stack.respond(transaction, 200)
             self.stream.close()
-            self._end(EndReason.REMOTE_HANGUP)
+            self._end(EndReason.TRANSFERRED if self._transferred else EndReason.REMOTE_HANGUP)
         elif method in ("INVITE", "UPDATE"):
             self._on_offer(request, transaction)
         elif method == "INFO":
             self._on_info(request, transaction)
         elif method == "OPTIONS":
             self._stack.respond(transaction, 200, headers=[("Allow", ALLOW)])
+        elif method == "NOTIFY":
+            referral = self._referral
+            self._stack.respond(transaction, 481 if referral is None else
+                                referral.on_notify(request))
         elif method in ("CANCEL", "PRACK"):
             self._stack.respond(transaction, 481)
         else:
@@ -285,6 +315,12 @@ class Call:
         self.stream.push_digit(digit)
 
     # --- internals ---------------------------------------------------------------------------
+
+    @property
+    def _transferred(self) -> bool:
+        """A transfer succeeded: the BYE that follows (ours or the far end's) ends it."""
+        result = None if self._referral is None else self._referral.result
+        return result is not None and result.succeeded
 
     async def _retransmit_2xx(self, wire: bytes, destination: Address) -> None:
         timers = self._stack.config.timers
@@ -346,6 +382,7 @@ class Call:
             self._hold_timer.cancel()
         self.end_reason = reason
         self.ended_at = asyncio.get_running_loop().time()
-        self._stack.dialogs.pop(self.dialog.key, None)
+        if self._referral is None or not self._referral.waiting:  # else its NOTIFYs still come
+            self._stack.dialogs.pop(self.dialog.key, None)
         self.ended.set()
         log.info("call %s ended: %s after %.1f s", self.call_id, reason.value, self.duration_s)

@@ -146,7 +146,11 @@ class OutboundCall:
         self._stack.inviting.add(call_id)
         result: CallResult | None = None
         try:
-            result = await self._ring(invite, local, stream, started)
+            if self._aborted.is_set():  # given up before it began: nothing goes out
+                result = CallResult(Outcome.CANCELLED, None, "aborted before the INVITE went out",
+                                    call_id, loop.time() - started)
+            else:
+                result = await self._ring(invite, local, stream, started)
         finally:
             self._stack.inviting.discard(call_id)
             if result is None or result.call is None:  # the stream lives on with the call only

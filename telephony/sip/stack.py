@@ -14,7 +14,7 @@ from telephony.sip.message import Request, Response, make_response
 from telephony.sip.transaction import ServerTransaction
 from telephony.sip.uri import SipUri, bare_host, is_tel_uri, parse_uri
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, NOTIFY"  # NOTIFY: of our REFERs
 RESOLVE_TIMEOUT_S = 5.0
 
 DialogKey = tuple[str, str, str]  # Call-ID, local tag, remote tag

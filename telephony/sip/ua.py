@@ -9,7 +9,7 @@ import logging
 import resource
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from telephony.outcomes import Outcome
 from telephony.sip.call import Call, send_bye
@@ -31,11 +31,12 @@ from telephony.sip.uri import parse_address
 log = logging.getLogger(__name__)
 
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset()  # no option tags supported yet
-# Out of any dialog: in-dialog methods have no dialog to act on (481); methods we know but do not
-# serve get 405; anything else is unknown (501).
+# Out of any dialog: in-dialog methods have no dialog to act on (481), nor does a NOTIFY for no
+# subscription of ours (RFC 6665 4.1.3); methods we know but do not serve get 405; anything else
+# is unknown (501).
 REFUSED_OUTSIDE_DIALOG = {
-    **dict.fromkeys(("BYE", "PRACK", "UPDATE", "INFO"), 481),
-    **dict.fromkeys(("SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "PUBLISH", "REGISTER"), 405),
+    **dict.fromkeys(("BYE", "PRACK", "UPDATE", "INFO", "NOTIFY"), 481),
+    **dict.fromkeys(("SUBSCRIBE", "REFER", "MESSAGE", "PUBLISH", "REGISTER"), 405),
 }
 SHUTDOWN_TIMEOUT_S = 5.0
 RESERVED_DESCRIPTORS = 64  # logs, database, HTTP clients, the SIP socket itself
@@ -133,19 +134,29 @@ class SipUserAgent:
         caller_id: str | None = None,
         ring_timeout: float = 30.0,
         headers: Sequence[tuple[str, str]] = (),
+        abort: asyncio.Event | None = None,
     ) -> CallResult:
-        """Place a call; an answered call comes back in `result.call`, ready to play."""
+        """Place a call; an answered call comes back in `result.call`, ready to play.
+        Setting `abort` before the answer gives the attempt up (CANCEL once it rings; outcome
+        `cancelled`); set before the INVITE went out, none goes out; after the answer it
+        changes nothing."""
         attempt = OutboundCall(
             self.stack, self.media, self.stack.target_uri(target),
             caller_id=caller_id, ring_timeout=ring_timeout, headers=headers,
         )
-        if self._stopping:
+        if self._stopping or (abort is not None and abort.is_set()):
             attempt.abort()
+        watching: asyncio.Future[Literal[True]] | None = None
+        if abort is not None and not abort.is_set():
+            watching = asyncio.ensure_future(abort.wait())
+            watching.add_done_callback(lambda done: None if done.cancelled() else attempt.abort())
         self._attempts.add(attempt)
         try:
             result = await attempt.run()
         finally:
             self._attempts.discard(attempt)
+            if watching is not None:
+                watching.cancel()
         if result.call is not None:
             self._track(result.call)
         return result

@@ -34,6 +34,13 @@ def _parse_params(text: str) -> dict[str, str | None]:
     return params
 
 
+def value_and_params(text: str) -> tuple[str, dict[str, str | None]]:
+    """A token with parameters, as in Event and Subscription-State: `refer;id=7` →
+    ("refer", {"id": "7"}); the token lower-cased, parameter names too."""
+    value, _, params = text.partition(";")
+    return value.strip().lower(), _parse_params(params)
+
+
 def _format_params(params: dict[str, str | None]) -> str:
     return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params.items())
 

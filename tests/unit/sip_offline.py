@@ -81,6 +81,14 @@ class OfflineUa:
     def requests(self, method: str) -> list[Request]:
         return [m for m in self.sent if isinstance(m, Request) and m.method == method]
 
+    async def wait_request(self, method: str) -> Request:
+        """The latest request of `method` the engine sent, once there is one."""
+        async with asyncio.timeout(GUARD_S):
+            while True:
+                if sent := self.requests(method):
+                    return sent[-1]
+                await asyncio.sleep(0.005)
+
     async def final(self, call_id: str) -> Response:
         """The final response to the INVITE of `call_id`, once the engine sent it."""
         async with asyncio.timeout(GUARD_S):
