@@ -29,6 +29,7 @@ from audio.prompts import PromptCache
 from audio.tts import SpeechSynthesizer
 from campaigns.calendar import BusinessCalendar
 from campaigns.calling_window import CallingWindow
+from campaigns.crm_check import CrmCheck
 from campaigns.dispatcher import Dispatcher, DispatchLimits, Recovered
 from campaigns.intake import Intake, event_handlers
 from campaigns.models import Job, JobStatus
@@ -247,6 +248,16 @@ def build_flows(settings: Settings) -> FlowCatalog:
                                                 warning_no_input_s=settings.warning_no_input_s))
 
 
+def build_crm_check(settings: Settings, http: httpx.AsyncClient) -> CrmCheck | None:
+    """The pre-dial check with the CRM, when RINGBACK_CRM_CHECK_URL is set."""
+    if settings.crm_check_url is None:
+        return None
+    return CrmCheck(settings.crm_check_url, settings.crm_outbound_secret.get_secret_value(), http,
+                    timeout_s=settings.crm_check_timeout_s,
+                    on_unavailable=settings.crm_check_on_unavailable,
+                    postpone_s=settings.crm_check_postpone_s)
+
+
 def build_warning_policy(settings: Settings, calendar: BusinessCalendar) -> WarningPolicy:
     return WarningPolicy(
         window=CallingWindow.from_settings(
@@ -354,6 +365,7 @@ async def _start(
         run_blocking=database.run,
         tasks=tasks,
         ready=ready,
+        crm_check=build_crm_check(settings, http),
     )
     prerender = Prerender(sessions, purposes, backend, clock=clock, run_blocking=database.run)
     heartbeat = Heartbeat(settings.dispatch_interval_s)

@@ -36,6 +36,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
+from campaigns.crm_check import CheckVerdict, CrmCheck
 from campaigns.dial_budget import lock_budget, reserve_slots
 from campaigns.job_life import JobLife
 from campaigns.models import CallAttempt, Job, JobStatus
@@ -48,6 +49,8 @@ from telephony.backend import CallReport, FlowCall, TelephonyBackend
 from telephony.outcomes import Outcome
 
 log = logging.getLogger(__name__)
+
+NOT_WANTED = "not_wanted"  # an attempt the CRM called off just before dialing
 # A call that wakes later than this after its slot takes a fresh one: half of the budget's
 # lateness allowance (campaigns/dial_budget.py), the rest is the way to the far end.
 MAX_DIAL_LATENESS_S = 0.05
@@ -61,6 +64,9 @@ class Claimed:
     attempt_id: int
     call: FlowCall
     slot: datetime  # when to dial: this call's place in the shared rate budget
+    client_id: str = ""
+    kind: str = ""
+    ask_crm: bool = False  # ask the CRM whether the call is still wanted, just before it
 
 
 @dataclass(frozen=True)
@@ -143,6 +149,7 @@ class Dispatcher:
         run_blocking: BlockingRunner = asyncio.to_thread,
         tasks: TaskSupervisor | None = None,
         ready: Callable[[], bool] | None = None,
+        crm_check: CrmCheck | None = None,
     ) -> None:
         """`ready`: whether the backend can place calls now (its line is up; None: always);
         while it says no, `tick` claims nothing and due jobs wait."""
@@ -158,6 +165,7 @@ class Dispatcher:
         self._tasks = tasks or TaskSupervisor()
         self._running: dict[str, RunningCall] = {}
         self._ready = ready
+        self._crm_check = crm_check
 
     @property
     def busy_channels(self) -> int:
@@ -270,7 +278,9 @@ class Dispatcher:
         attempt = CallAttempt(job_id=job.id, number=job.attempts, started_at=now)
         session.add(attempt)
         session.flush()
-        return Claimed(job.id, attempt.id, self._life.purpose(job).call_for(job), slot)
+        purpose = self._life.purpose(job)
+        return Claimed(job.id, attempt.id, purpose.call_for(job), slot, job.client_id, job.kind,
+                       purpose.policy.crm_check and self._crm_check is not None)
 
     # --- one call ------------------------------------------------------------------------------
 
@@ -279,6 +289,8 @@ class Dispatcher:
         renewing = self._tasks.spawn(self._keep_lease(job.job_id), kind="lease",
                                      name=f"lease-{job.job_id}")
         try:
+            if job.ask_crm and not await self._crm_still_wants(job):
+                return
             try:
                 report = await self._backend.run(job.call, progress)
             except Exception as exc:  # a bug in a backend must not lose the job
@@ -291,6 +303,31 @@ class Dispatcher:
                                self._settle, job, report)
         finally:
             renewing.cancel()
+
+    async def _crm_still_wants(self, job: Claimed) -> bool:
+        """The CRM's word just before dialing; a call it no longer wants is settled here."""
+        assert self._crm_check is not None
+        verdict = await self._crm_check.still_wanted(job.client_id, job.kind, job.job_id)
+        if verdict.call:
+            return True
+        await until_stored(self._run_blocking, f"CRM verdict on job {job.job_id}",
+                           self._not_wanted, job, verdict)
+        return False
+
+    def _not_wanted(self, claimed: Claimed, verdict: CheckVerdict) -> None:
+        now = self._clock()
+        with transaction(self._sessions) as session:
+            job = session.get_one(Job, claimed.job_id)
+            if job.status != JobStatus.DIALING or job.lease_owner != self.owner:
+                return
+            attempt = session.get_one(CallAttempt, claimed.attempt_id)
+            if verdict.postpone_s is not None:  # no answer from the CRM: not an attempt
+                session.delete(attempt)
+                self._life.postpone(job, now + timedelta(seconds=verdict.postpone_s))
+                log.info("job %s postponed: %s", job.id, verdict.reason)
+            else:
+                attempt.ended_at, attempt.outcome, attempt.detail = now, NOT_WANTED, verdict.reason
+                self._life.cancel(job, f"not wanted by the CRM: {verdict.reason}")
 
     def _fresh_slot(self) -> datetime:
         now = self._clock()

@@ -70,8 +70,7 @@ class JobLife:
             return False
         unwanted = purpose.unwanted(session, job, now)
         if unwanted is not None:
-            self._end(job, JobStatus.CANCELLED, unwanted)
-            log.info("job %s (%s) cancelled: %s", job.id, job.kind, unwanted)
+            self.cancel(job, unwanted)
             return False
         window = purpose.policy.window
         zone = parse_zone(job.timezone)
@@ -99,7 +98,7 @@ class JobLife:
             release(job)
             self.purpose(job).settle_answered(session, job, attempt, report, now)
         elif report.outcome is Outcome.CANCELLED and job.withdrawn_at is not None:
-            self._end(job, JobStatus.CANCELLED, job.final_reason or "withdrawn while ringing")
+            self.cancel(job, job.final_reason or "withdrawn while ringing")
         else:
             self.retry_or_give_up(session, job, report.outcome.value, report.outcome, now)
 
@@ -129,6 +128,19 @@ class JobLife:
     def give_up(self, session: Session, job: Job, reason: str, now: datetime) -> None:
         self._end(job, JobStatus.UNANSWERED, reason)
         self.purpose(job).give_up(session, job, reason, now)
+
+    def cancel(self, job: Job, reason: str) -> None:
+        """The call is no longer wanted: the job ends without a call and without a report."""
+        self._end(job, JobStatus.CANCELLED, reason)
+        log.info("job %s (%s) cancelled: %s", job.id, job.kind, reason)
+
+    @staticmethod
+    def postpone(job: Job, until: datetime) -> None:
+        """Not now: the attempt did not happen; pending again from `until`."""
+        job.attempts -= 1
+        job.status = JobStatus.PENDING
+        job.not_before = until
+        release(job)
 
     @staticmethod
     def _end(job: Job, status: JobStatus, reason: str) -> None:

@@ -77,6 +77,7 @@ class WarningPurpose:
             cap=ContactCap(self.kind, policy.period),
             max_attempts=policy.max_attempts,
             retry_delays=policy.retry_delays,
+            crm_check=True,  # when one is configured: the client may have paid a minute ago
         )
 
     def call_for(self, job: Job) -> FlowCall:
