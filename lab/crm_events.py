@@ -37,6 +37,30 @@ def call_completed(*, phone: str = SURVEY_CLIENT_PHONE, client: str = "c-1", dur
     }, event_id=event_id, occurred_at=ended)
 
 
+def balance_low(*, phone: str = SURVEY_CLIENT_PHONE, client: str = "c-1",
+                balance: str = "350.50", currency: str = "USD", locale: str = "en",
+                **extra: Any) -> dict[str, Any]:
+    """A low balance: the warning call's trigger (`extra`: days_left, name, manager_phone ...)."""
+    return envelope("balance.low", {
+        "client_id": client, "phone": phone, "balance": balance, "currency": currency,
+        "timezone": "Europe/Moscow", "locale": locale, **extra,
+    })
+
+
+def campaign_stopping(*, phone: str = SURVEY_CLIENT_PHONE, client: str = "c-1",
+                      campaign: str = "Winter sale", stops_at: datetime | None = None,
+                      locale: str = "en", **extra: Any) -> dict[str, Any]:
+    stops = stops_at or datetime.now(UTC) + timedelta(days=2)
+    return envelope("campaign.stopping", {
+        "client_id": client, "phone": phone, "campaign_id": "cmp-1", "campaign_name": campaign,
+        "stops_at": stops.isoformat(), "timezone": "Europe/Moscow", "locale": locale, **extra,
+    })
+
+
+def topped_up(*, client: str = "c-1", amount: str = "1000") -> dict[str, Any]:
+    return envelope("balance.topped_up", {"client_id": client, "amount": amount})
+
+
 def post_together(posts: list[tuple[RingbackService, dict[str, Any]]]) -> list[int]:
     """POST every event at the same moment, each from its own thread; their HTTP statuses."""
     start = threading.Barrier(len(posts), timeout=30)

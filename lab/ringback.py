@@ -18,7 +18,7 @@ from standardwebhooks import Webhook
 from audio.prompts import EncodedPrompt, PromptCache
 from audio.tts import SpeechSynthesizer
 from infra.settings import DEV_WEBHOOK_SECRET
-from ivr.survey import survey_texts
+from ivr.catalog import FlowCatalog, FlowOptions
 from lab.kamailio import Kamailio
 from lab.ports import PortBlock, allocate_ports
 from lab.process import PeerProcess
@@ -29,9 +29,10 @@ RINGBACK = Path(sys.executable).with_name("ringback")
 def survey_settings(
     kamailio: Kamailio, *, password: str | None = None, company: str = "Acme"
 ) -> dict[str, str]:
-    """`ringback serve` for survey tests: registered at `kamailio` as ringback, dialing the
-    clients' numbers there, English prompts, a survey due seconds after the call, the calling
-    window all day and quick ticks (add the CRM URL and limits per test)."""
+    """`ringback serve` for survey and warning tests: registered at `kamailio` as ringback,
+    dialing the clients' numbers there, English prompts, a survey due seconds after the call,
+    quick retries, the calling window all day and quick ticks (add the CRM URL and limits per
+    test)."""
     return {
         "RINGBACK_SIP_REGISTRAR": kamailio.domain,
         "RINGBACK_SIP_USER": "ringback",
@@ -43,6 +44,8 @@ def survey_settings(
         "RINGBACK_SURVEY_MIN_CALL_S": "10",
         "RINGBACK_SURVEY_NO_INPUT_S": "2",
         "RINGBACK_SURVEY_RETRY_DELAY_S": "1",
+        "RINGBACK_WARNING_NO_INPUT_S": "2",
+        "RINGBACK_WARNING_RETRY_DELAYS": "1s",
         "RINGBACK_CALLING_WINDOW_HOURS": "mon-sun 00:00-23:59",
         "RINGBACK_DISPATCH_INTERVAL_S": "0.2",
         "RINGBACK_RING_TIMEOUT_S": "10",
@@ -89,7 +92,14 @@ class RingbackService:
 
     def survey_prompt(self, prompt_id: str, company: str, locale: str = "en") -> EncodedPrompt:
         """A survey prompt as the service rendered it (read back from its prompt cache)."""
-        text = survey_texts(locale, company=company, default_locale=locale)[prompt_id]
+        return self.prompt("survey", prompt_id, company, locale)
+
+    def prompt(self, flow: str, prompt_id: str, company: str, locale: str = "en",
+               values: dict[str, str] | None = None) -> EncodedPrompt:
+        """A prompt of a call of `flow` with the call's `values`, as the service rendered it
+        (read back from its prompt cache, or rendered the same way)."""
+        catalog = FlowCatalog(FlowOptions(company=company, default_locale=locale))
+        text = catalog.session(flow, locale, values or {}).texts[prompt_id]
         cache = PromptCache(self.workdir / "data" / "prompts", SpeechSynthesizer())
         return asyncio.run(cache.from_text(text, locale))
 

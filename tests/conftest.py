@@ -13,11 +13,14 @@ from typing import Any, Protocol, TypeVar
 
 import pytest
 
+from infra.settings import DEV_OUTBOUND_SECRET
 from lab.baresip import Baresip
 from lab.capture import Capture
+from lab.crm_receiver import CrmReceiver
 from lab.kamailio import Kamailio
 from lab.ports import PortBlock, allocate_ports
 from lab.process import PeerError
+from lab.ringback import RingbackService, survey_settings
 from lab.sipp import Sipp
 
 pytest_plugins = ["tests.conftest_db", "tests.conftest_postgres"]
@@ -177,3 +180,42 @@ def rtp_ports() -> Iterator[PortBlock]:
         yield block
     finally:
         block.release()
+
+
+COMPANY = "Acme"  # the company the robot of the end-to-end tests speaks for
+ServiceFactory = Callable[..., RingbackService]
+
+
+@pytest.fixture
+def crm() -> Iterator[CrmReceiver]:
+    receiver = CrmReceiver(DEV_OUTBOUND_SECRET).start()
+    try:
+        yield receiver
+    finally:
+        receiver.stop()
+
+
+@pytest.fixture
+def service(
+    tmp_path: Path, kamailio: Kamailio, crm: CrmReceiver, request: pytest.FixtureRequest
+) -> Iterator[ServiceFactory]:
+    started: list[RingbackService] = []
+
+    def factory(**env: str) -> RingbackService:
+        settings = {
+            **survey_settings(kamailio, company=COMPANY),
+            "RINGBACK_CRM_URL": crm.url,
+            **{f"RINGBACK_{name.upper()}": value for name, value in env.items()},
+        }
+        svc = RingbackService(tmp_path / f"ringback-{len(started)}", settings)
+        started.append(svc)
+        return svc.start()
+
+    try:
+        yield factory
+    finally:
+        for svc in started:
+            svc.close()
+            rep = getattr(request.node, "rep_call", None)
+            if rep is None or rep.failed:
+                print(f"\n===== ringback log =====\n{svc.log_text()[-8000:]}")

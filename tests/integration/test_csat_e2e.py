@@ -9,68 +9,27 @@ import subprocess
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from campaigns.calendar import BusinessCalendar
 from campaigns.deadlines import low_score_deadline
-from infra.settings import DEV_OUTBOUND_SECRET, DEV_WEBHOOK_SECRET
+from infra.settings import DEV_WEBHOOK_SECRET
 from lab.capture import Capture
 from lab.crm_events import call_completed
 from lab.crm_receiver import CrmReceiver
 from lab.kamailio import Kamailio
 from lab.process import wait_until
-from lab.ringback import RINGBACK, RingbackService, sign, survey_settings
+from lab.ringback import RINGBACK, RingbackService, sign
 from lab.sipp import Sipp
-from tests.conftest import CaptureFactory, SippFactory
+from tests.conftest import COMPANY, CaptureFactory, ServiceFactory, SippFactory
 
 pytestmark = pytest.mark.peers
 
 CLIENT = "79990000001"  # the client's phone is registered at Kamailio under its digits
 PHONE = f"+{CLIENT}"
-COMPANY = "Acme"
-
-ServiceFactory = Callable[..., RingbackService]
-
-
-@pytest.fixture
-def crm() -> Iterator[CrmReceiver]:
-    receiver = CrmReceiver(DEV_OUTBOUND_SECRET).start()
-    try:
-        yield receiver
-    finally:
-        receiver.stop()
-
-
-@pytest.fixture
-def service(
-    tmp_path: Path, kamailio: Kamailio, crm: CrmReceiver, request: pytest.FixtureRequest
-) -> Iterator[ServiceFactory]:
-    started: list[RingbackService] = []
-
-    def factory(**env: str) -> RingbackService:
-        settings = {
-            **survey_settings(kamailio, company=COMPANY),
-            "RINGBACK_CRM_URL": crm.url,
-            **{f"RINGBACK_{name.upper()}": value for name, value in env.items()},
-        }
-        svc = RingbackService(tmp_path / f"ringback-{len(started)}", settings)
-        started.append(svc)
-        return svc.start()
-
-    try:
-        yield factory
-    finally:
-        for svc in started:
-            svc.close()
-            rep = getattr(request.node, "rep_call", None)
-            if rep is None or rep.failed:
-                print(f"\n===== ringback log =====\n{svc.log_text()[-8000:]}")
-
 
 def rows(svc: RingbackService, query: str) -> list[tuple[Any, ...]]:
     with sqlite3.connect(svc.database) as db:

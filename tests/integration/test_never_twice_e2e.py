@@ -20,13 +20,10 @@ from lab.postgres import PrivatePostgres
 from lab.process import wait_until
 from lab.ringback import RingbackService
 from lab.sipp import Sipp
-from tests.conftest import CaptureFactory, SippFactory
+from tests.conftest import CaptureFactory, ServiceFactory, SippFactory
 from tests.conftest_postgres import ImmutableFiles
-from tests.integration.test_csat_e2e import (  # noqa: F401  (crm, service: fixtures)
-    ServiceFactory,
-    crm,
+from tests.integration.test_csat_e2e import (
     greeting_seconds,
-    service,
 )
 
 pytestmark = pytest.mark.peers
@@ -79,7 +76,7 @@ def healthz(svc: RingbackService) -> int:
 
 @pytest.mark.parametrize("instances", [1, 2])
 def test_events_for_one_client_arriving_together_call_each_client_once(
-    postgres_url: str, service: ServiceFactory, kamailio: Kamailio,  # noqa: F811
+    postgres_url: str, service: ServiceFactory, kamailio: Kamailio,
     sipp: SippFactory, instances: int,
 ) -> None:
     settings = {"database_url": postgres_url, "survey_max_attempts": "1",
@@ -104,8 +101,8 @@ def test_events_for_one_client_arriving_together_call_each_client_once(
 
 @pytest.mark.parametrize("database", ["postgresql", "sqlite"])
 def test_the_database_going_away_mid_call_loses_no_answer_and_redials_nobody(
-    service: ServiceFactory, kamailio: Kamailio, sipp: SippFactory,  # noqa: F811
-    crm: CrmReceiver, request: pytest.FixtureRequest, immutable_files: ImmutableFiles,  # noqa: F811
+    service: ServiceFactory, kamailio: Kamailio, sipp: SippFactory,
+    crm: CrmReceiver, request: pytest.FixtureRequest, immutable_files: ImmutableFiles,
     database: str,
 ) -> None:
     server: PrivatePostgres | None = None
@@ -152,7 +149,7 @@ def test_the_database_going_away_mid_call_loses_no_answer_and_redials_nobody(
 
 
 def test_a_kill_mid_calls_hangs_up_every_orphan_and_never_reasks_an_answer(
-    service: ServiceFactory, kamailio: Kamailio, sipp: SippFactory, crm: CrmReceiver,  # noqa: F811
+    service: ServiceFactory, kamailio: Kamailio, sipp: SippFactory, crm: CrmReceiver,
 ) -> None:
     svc = service(channel_limit="20", calls_per_second="2", survey_max_attempts="2",
                   survey_retry_delay_s="1")
@@ -192,7 +189,7 @@ def test_a_kill_mid_calls_hangs_up_every_orphan_and_never_reasks_an_answer(
 
 
 def test_two_instances_share_the_calls_per_second_budget_and_a_restart_does_not_burst(
-    postgres_url: str, service: ServiceFactory, kamailio: Kamailio,  # noqa: F811
+    postgres_url: str, service: ServiceFactory, kamailio: Kamailio,
     sipp: SippFactory, capture: CaptureFactory,
 ) -> None:
     settings = {"database_url": postgres_url, "survey_max_attempts": "1",
