@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from api import callback_tasks, health, openapi, outbox_status, webhooks
+from api import callback_tasks, health, jobs, openapi, outbox_status, warning_report, webhooks
 from api.call_command import account_from, engine_config_from
 from api.errors import install_error_handlers
 from api.request_id import RequestIdMiddleware
@@ -306,6 +306,8 @@ def create_app(
     app.add_middleware(RequestIdMiddleware)  # outermost: sees every response, errors too
     for module in (health, webhooks, callback_tasks, outbox_status):
         app.include_router(module.router)
+    app.include_router(jobs.router)
+    app.include_router(warning_report.router)
     return app
 
 

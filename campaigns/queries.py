@@ -1,9 +1,10 @@
 """The lists the API shows: filtered, counted, and cut into pages by an opaque cursor.
 
 A page is `limit` rows in a fixed order (callback tasks: deadline, then id; outbox events: id,
-the order they go out in), with the total of rows matching the filters. The cursor is where the
-page ended (the last row's sort key, base64url JSON): the next page starts after it, so rows
-added or removed meanwhile neither repeat nor push others off (keyset pagination).
+the order they go out in; jobs and call attempts: newest first, by creation / start time, then
+id), with the total of rows matching the filters. The cursor is where the page ended (the last
+row's sort key, base64url JSON): the next page starts after it, so rows added or removed
+meanwhile neither repeat nor push others off (keyset pagination).
 """
 
 import base64
@@ -14,10 +15,19 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import Field, TypeAdapter
 from sqlalchemy import ColumnElement, and_, func, or_, select
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import InstrumentedAttribute, Session, contains_eager
 
 from campaigns.events import BoundedDateTime, Id
-from campaigns.models import CallbackTask, CallbackTaskStatus, OutboxEvent, OutboxStatus
+from campaigns.models import (
+    CallAttempt,
+    CallbackTask,
+    CallbackTaskStatus,
+    Job,
+    JobKind,
+    JobStatus,
+    OutboxEvent,
+    OutboxStatus,
+)
 from infra.db import Base
 
 MAX_LIMIT = 500
@@ -75,11 +85,77 @@ class OutboxFilter:
 
 
 @dataclass(frozen=True)
+class JobFilter:
+    kind: JobKind | None = None
+    client_id: str | None = None
+    status: JobStatus | None = None
+    created_from: datetime | None = None  # created_at >= this
+    created_to: datetime | None = None  # created_at < this
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        wanted: list[ColumnElement[bool]] = []
+        if self.kind is not None:
+            wanted.append(Job.kind == self.kind)
+        if self.client_id is not None:
+            wanted.append(Job.client_id == self.client_id)
+        if self.status is not None:
+            wanted.append(Job.status == self.status)
+        if self.created_from is not None:
+            wanted.append(Job.created_at >= self.created_from)
+        if self.created_to is not None:
+            wanted.append(Job.created_at < self.created_to)
+        return wanted
+
+
+@dataclass(frozen=True)
+class CallFilter:
+    kind: JobKind | None = None  # the job's
+    client_id: str | None = None  # the job's
+    outcome: str | None = None
+    started_from: datetime | None = None  # started_at >= this
+    started_to: datetime | None = None  # started_at < this
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        wanted: list[ColumnElement[bool]] = []
+        if self.kind is not None:
+            wanted.append(Job.kind == self.kind)
+        if self.client_id is not None:
+            wanted.append(Job.client_id == self.client_id)
+        if self.outcome is not None:
+            wanted.append(CallAttempt.outcome == self.outcome)
+        if self.started_from is not None:
+            wanted.append(CallAttempt.started_at >= self.started_from)
+        if self.started_to is not None:
+            wanted.append(CallAttempt.started_at < self.started_to)
+        return wanted
+
+
+# What a list may show of a job's context: the reason for the call, never the client's name
+# or another person's number (a warning's manager_phone). Anything not named here is left
+# out, so a key added to the context later stays hidden until it is added here.
+SHOWN_CONTEXT = frozenset({
+    # warnings (campaigns/warnings.py)
+    "balance", "currency", "days_left", "occurred_at", "campaign_id", "campaign", "stops_at",
+    "stop_date", "stop_reason", "manager_id",
+    # surveys (campaigns/surveys.py)
+    "call_id", "agent_id", "queue", "ended_at", "duration_s",
+    # both
+    "timezone_source",
+})
+
+
+def shown_context(context: dict[str, Any] | None) -> dict[str, Any]:
+    """The part of a job's context a list may show (`SHOWN_CONTEXT`)."""
+    return {key: value for key, value in (context or {}).items() if key in SHOWN_CONTEXT}
+
+
+@dataclass(frozen=True)
 class _Keyset:
     """A list's order (unique: it ends with the primary key) and its cursors."""
 
     columns: tuple[InstrumentedAttribute[Any], ...]
     values: TypeAdapter[Any]  # the JSON form of one row's key, as a tuple
+    descending: bool = False  # newest first: every column from the greatest down
 
     def encode(self, row: object) -> str:
         key = tuple(getattr(row, column.key) for column in self.columns)
@@ -97,18 +173,21 @@ class _Keyset:
 
     def after(self, cursor: str) -> ColumnElement[bool]:
         """The rows after the cursor's row in this order."""
-        return _after(self.columns, self.decode(cursor))
+        return _after(self.columns, self.decode(cursor), self.descending)
+
+    def order(self) -> list[ColumnElement[Any]]:
+        return [column.desc() if self.descending else column.asc() for column in self.columns]
 
 
 def _after(
-    columns: Sequence[InstrumentedAttribute[Any]], key: Sequence[Any]
+    columns: Sequence[InstrumentedAttribute[Any]], key: Sequence[Any], descending: bool
 ) -> ColumnElement[bool]:
-    """(a, b) > (x, y), spelled out for every database."""
+    """(a, b) > (x, y), or < when descending, spelled out for every database."""
     first, *rest = columns
-    beyond: ColumnElement[bool] = first > key[0]
+    beyond: ColumnElement[bool] = first < key[0] if descending else first > key[0]
     if not rest:
         return beyond
-    return or_(beyond, and_(first == key[0], _after(rest, key[1:])))
+    return or_(beyond, and_(first == key[0], _after(rest, key[1:], descending)))
 
 
 # The values are checked as the databases will take them: no NUL in text (PostgreSQL), no
@@ -117,6 +196,11 @@ _RowId = Annotated[int, Field(ge=0, lt=2**63)]
 _TASKS = _Keyset((CallbackTask.deadline, CallbackTask.id),
                  TypeAdapter(tuple[BoundedDateTime, Id], config={"strict": True}))
 _OUTBOX = _Keyset((OutboxEvent.id,), TypeAdapter(tuple[_RowId], config={"strict": True}))
+_JOBS = _Keyset((Job.created_at, Job.id),
+                TypeAdapter(tuple[BoundedDateTime, Id], config={"strict": True}), descending=True)
+_CALLS = _Keyset((CallAttempt.started_at, CallAttempt.id),
+                 TypeAdapter(tuple[BoundedDateTime, _RowId], config={"strict": True}),
+                 descending=True)
 
 
 def callback_tasks(
@@ -133,6 +217,21 @@ def outbox_events(
     return _page(session, OutboxEvent, where.conditions(), _OUTBOX, limit, cursor)
 
 
+def jobs(
+    session: Session, where: JobFilter, *, limit: int, cursor: str | None = None
+) -> Page[Job]:
+    """Jobs, newest first."""
+    return _page(session, Job, where.conditions(), _JOBS, limit, cursor)
+
+
+def call_attempts(
+    session: Session, where: CallFilter, *, limit: int, cursor: str | None = None
+) -> Page[CallAttempt]:
+    """Call attempts, the latest started first, each with its job loaded."""
+    return _page(session, CallAttempt, where.conditions(), _CALLS, limit, cursor,
+                 joined=CallAttempt.job)
+
+
 def _page(
     session: Session,
     model: type[Row],
@@ -140,11 +239,18 @@ def _page(
     keyset: _Keyset,
     limit: int,
     cursor: str | None,
+    joined: InstrumentedAttribute[Any] | None = None,
 ) -> Page[Row]:
+    """One page of `model`; `joined`: a relationship filtered on and loaded with each row."""
     after = [] if cursor is None else [keyset.after(cursor)]
-    total = session.scalar(select(func.count()).select_from(model).where(*conditions)) or 0
+    listed = select(model)
+    counted = select(func.count()).select_from(model)
+    if joined is not None:
+        listed = listed.join(joined).options(contains_eager(joined))
+        counted = counted.join(joined)
+    total = session.scalar(counted.where(*conditions)) or 0
     found = list(session.scalars(
-        select(model).where(*conditions, *after).order_by(*keyset.columns).limit(limit + 1)
+        listed.where(*conditions, *after).order_by(*keyset.order()).limit(limit + 1)
     ))
     more = len(found) > limit
     items = found[:limit]

@@ -52,6 +52,13 @@ def mask_phone_numbers(text: str, region: str | None = None) -> str:
     return "".join(parts) + text[end:] if parts else text
 
 
+def mask_phone(number: str) -> str:
+    """One number (a stored E.164 number, say) masked as the logs mask numbers in text:
+    `+79123456789` -> `+**********89`. Unlike `mask_phone_numbers`, it does not look for the
+    number first, so a number the matcher would not recognise is masked all the same."""
+    return _masked(number)
+
+
 def _part_of_id(text: str, start: int, end: int) -> bool:
     before = text[max(0, start - 2):start]
     after = text[end:end + 2]

@@ -94,7 +94,7 @@ def test_the_schemathesis_command_finds_nothing(
         cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False,
     )
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
-    assert re.search(r"Tested:\s+5\b", done.stdout), done.stdout[-3000:]  # every operation
+    assert re.search(r"Tested:\s+8\b", done.stdout), done.stdout[-3000:]  # every operation
 
 
 def signed_body(case: schemathesis.Case) -> bytes:
@@ -117,6 +117,9 @@ def test_the_contract_documents_every_error_as_the_server_sends_it(
         ("/webhooks/crm", "post"): {"401", "413", "415", "422", "500"},
         ("/api/v1/callback-tasks", "get"): {"401", "403", "422", "500"},
         ("/api/v1/outbox", "get"): {"401", "403", "422", "500"},
+        ("/api/v1/jobs", "get"): {"401", "403", "422", "500"},
+        ("/api/v1/calls", "get"): {"401", "403", "422", "500"},
+        ("/api/v1/reports/warnings", "get"): {"401", "403", "422", "500"},
         ("/healthz", "get"): {"500"},
         ("/metrics", "get"): {"500"},
     }
@@ -135,7 +138,8 @@ def test_the_contract_documents_every_error_as_the_server_sends_it(
     webhook = operations["/webhooks/crm", "post"]
     body_schema = webhook["requestBody"]["content"]["application/json"]["schema"]
     assert {branch["properties"]["type"].get("const") for branch in body_schema["anyOf"]} == {
-        "call.completed", "client.opted_out", None,  # None: any other type, acknowledged
+        "call.completed", "client.opted_out", "balance.low", "campaign.stopping",
+        "balance.topped_up", None,  # None: any other type, acknowledged
     }
     assert {parameter["name"] for parameter in webhook["parameters"]} == {
         "webhook-id", "webhook-timestamp", "webhook-signature",

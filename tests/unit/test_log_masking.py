@@ -17,6 +17,7 @@ from infra.logs import (
     MaskingFormatter,
     TextFormatter,
     configure_logging,
+    mask_phone,
     mask_phone_numbers,
     request_id,
 )
@@ -201,3 +202,8 @@ def test_chatty_and_leaky_loggers_are_quieted(level: str, scheduler_level: int) 
     assert logging.getLogger("httpcore").getEffectiveLevel() == logging.WARNING
     assert isinstance(logging.getLogger().handlers[0].formatter, JsonFormatter)
     assert mask_phone_numbers("(212) 555-0123") == "(***) ***-**23"  # the configured region
+
+
+def test_one_stored_number_is_masked_as_in_text_even_one_the_matcher_misses() -> None:
+    assert mask_phone(PHONE) == mask_phone_numbers(PHONE) == "+*********67"
+    assert mask_phone("+10000000042") == "+*********42"  # not a valid number: masked anyway
