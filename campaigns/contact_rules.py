@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session
 from campaigns.models import ContactLock, Job, JobStatus
 from infra.db import upsert_insert, utcnow
 
+ALREADY_CONTACTED = "client already contacted"  # how a job skipped by a cap's reason begins
+
 # Jobs that count against a cap when a new one is queued: waiting, being called, or done with.
 # A job that was skipped or went unanswered does not stop a later one.
 COUNTED = (JobStatus.PENDING, JobStatus.DIALING, JobStatus.COMPLETED)

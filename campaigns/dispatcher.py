@@ -51,6 +51,7 @@ from telephony.outcomes import Outcome
 log = logging.getLogger(__name__)
 
 NOT_WANTED = "not_wanted"  # an attempt the CRM called off just before dialing
+CRM_DECLINED = "not wanted by the CRM"  # how the reason of a job the CRM called off begins
 # A call that wakes later than this after its slot takes a fresh one: half of the budget's
 # lateness allowance (campaigns/dial_budget.py), the rest is the way to the far end.
 MAX_DIAL_LATENESS_S = 0.05
@@ -327,7 +328,7 @@ class Dispatcher:
                 log.info("job %s postponed: %s", job.id, verdict.reason)
             else:
                 attempt.ended_at, attempt.outcome, attempt.detail = now, NOT_WANTED, verdict.reason
-                self._life.cancel(job, f"not wanted by the CRM: {verdict.reason}")
+                self._life.cancel(job, f"{CRM_DECLINED}: {verdict.reason}")
 
     def _fresh_slot(self) -> datetime:
         now = self._clock()

@@ -12,7 +12,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from campaigns.calendar import parse_zone
-from campaigns.contact_rules import CONTACTED, contacted_recently, lock_client, on_call_elsewhere
+from campaigns.contact_rules import (
+    ALREADY_CONTACTED,
+    CONTACTED,
+    contacted_recently,
+    lock_client,
+    on_call_elsewhere,
+)
 from campaigns.do_not_call import SKIP_REASON, opted_out
 from campaigns.models import CallAttempt, Job, JobStatus
 from campaigns.purpose import NEXT_WINDOW, CallPurpose
@@ -65,8 +71,7 @@ class JobLife:
         cap = purpose.policy.cap
         if contacted_recently(session, cap, job.client_id, job.phone, job.created_at,
                               counting=CONTACTED, besides=[job.id]):
-            self._end(job, JobStatus.SKIPPED,
-                      f"client already contacted ({cap.kind}) within the period")
+            self._end(job, JobStatus.SKIPPED, f"{ALREADY_CONTACTED} ({cap.kind}) within the period")
             return False
         unwanted = purpose.unwanted(session, job, now)
         if unwanted is not None:

@@ -30,23 +30,21 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+from campaigns.contact_rules import ALREADY_CONTACTED
+from campaigns.dispatcher import CRM_DECLINED
 from campaigns.do_not_call import OPTED_OUT_REASON, SKIP_REASON
 from campaigns.models import CallAttempt, Job, JobKind, JobStatus, TopUp
-from campaigns.warnings import KEYS, TOPPED_UP
+from campaigns.warnings import CAMPAIGN_STOPPED, KEYS, TOPPED_UP
 
 WARNING_KINDS = (JobKind.BALANCE_WARNING, JobKind.CAMPAIGN_WARNING)
 NO_KEY = "none"
 KEY_NAMES = ("1", "2", "9", NO_KEY)
 _KEY_OF = {result.value: key for result, key in KEYS.items()}  # stored result -> key
 
-# Why a warning ended without a call through, grouped by its final reason. The texts are those
-# campaigns write: warnings.TOPPED_UP, do_not_call's two, the dispatcher's "not wanted by the
-# CRM: ...", warnings' "campaign stopped at ...", the contact rules' "client already ...".
+# Why a warning ended without a call through, grouped by its final reason: the texts campaigns
+# write, or how they begin.
 REASON_GROUPS = ("topped_up", "opted_out", "crm_declined", "campaign_stopped",
                  "already_contacted", "other")
-_CRM_DECLINED_PREFIX = "not wanted by the CRM"
-_CAMPAIGN_STOPPED_PREFIX = "campaign stopped"
-_ALREADY_CONTACTED_PREFIX = "client already"
 
 _IN_PROGRESS = (JobStatus.PENDING, JobStatus.DIALING)
 _CONVERSION_COHORT = (JobStatus.COMPLETED, JobStatus.UNANSWERED, JobStatus.CANCELLED)
@@ -142,9 +140,9 @@ def _reason_group() -> ColumnElement[str]:
     return case(
         (reason == TOPPED_UP, "topped_up"),
         (reason.in_([OPTED_OUT_REASON, SKIP_REASON]), "opted_out"),
-        (reason.startswith(_CRM_DECLINED_PREFIX), "crm_declined"),
-        (reason.startswith(_CAMPAIGN_STOPPED_PREFIX), "campaign_stopped"),
-        (reason.startswith(_ALREADY_CONTACTED_PREFIX), "already_contacted"),
+        (reason.startswith(CRM_DECLINED), "crm_declined"),
+        (reason.startswith(CAMPAIGN_STOPPED), "campaign_stopped"),
+        (reason.startswith(ALREADY_CONTACTED), "already_contacted"),
         else_="other",
     )
 

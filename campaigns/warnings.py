@@ -24,7 +24,13 @@ from campaigns.calendar import BusinessCalendar, parse_zone
 from campaigns.callback_tasks import TaskRequest, open_task
 from campaigns.calling_window import CallingWindow, Dropped
 from campaigns.client_zone import client_zone
-from campaigns.contact_rules import COUNTED, ContactCap, contacted_recently, lock_client
+from campaigns.contact_rules import (
+    ALREADY_CONTACTED,
+    COUNTED,
+    ContactCap,
+    contacted_recently,
+    lock_client,
+)
 from campaigns.deadlines import low_score_deadline
 from campaigns.do_not_call import SKIP_REASON, opt_out, opted_out
 from campaigns.events import BalanceLowData, BalanceToppedUpData, CampaignStoppingData
@@ -39,6 +45,7 @@ log = logging.getLogger(__name__)
 
 MANAGER_REQUESTED = "manager_requested"  # the callback task's reason
 TOPPED_UP = "balance topped up"
+CAMPAIGN_STOPPED = "campaign stopped"  # how the reason of a warning too late begins
 KEYS = {FlowResult.INVOICE: "1", FlowResult.MANAGER: "2", FlowResult.TRANSFERRED: "2",
         FlowResult.OPT_OUT: "9"}
 KIND_OF = {WarningReason.BALANCE: JobKind.BALANCE_WARNING,
@@ -94,7 +101,7 @@ class WarningPurpose:
     def unwanted(self, session: Session, job: Job, now: datetime) -> str | None:
         if self.reason is WarningReason.CAMPAIGN:
             stops_at = datetime.fromisoformat(job.context["stops_at"])
-            return f"campaign stopped at {_iso(stops_at)}" if now >= stops_at else None
+            return f"{CAMPAIGN_STOPPED} at {_iso(stops_at)}" if now >= stops_at else None
         since = datetime.fromisoformat(job.context["occurred_at"])
         paid = session.scalar(select(exists().where(TopUp.client_id == job.client_id,
                                                     TopUp.occurred_at >= since)))
@@ -241,5 +248,5 @@ class Warnings:
             return SKIP_REASON
         cap = purpose.policy.cap
         if contacted_recently(session, cap, data.client_id, data.phone, now, counting=COUNTED):
-            return f"client already warned ({cap.kind}) within {cap.period}"
+            return f"{ALREADY_CONTACTED} ({cap.kind}) within {cap.period}"
         return None
