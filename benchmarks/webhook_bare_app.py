@@ -3,8 +3,8 @@
     python -m benchmarks.webhook_bare_app real --port P --data-dir DIR [--loop asyncio --http h11]
     python -m benchmarks.webhook_bare_app bare --port P [--loop asyncio --http h11]
 
-``real``: ringback's own app (``api.app.create_app``) with a no-op telephony backend instead of
-the SIP engine, on the SQLite database in ``DIR`` (migrated beforehand by the caller). The
+``real``: ringback's own app (``api.app.create_app``) with the in-memory telephony backend instead
+of the SIP engine, on the SQLite database in ``DIR`` (migrated beforehand by the caller). The
 scheduler ticks (dispatch, lease reaper, outbox) run as in ``ringback serve``; the survey delay
 is a week, so the jobs the events create stay pending and nothing is dialed during a run.
 
@@ -19,38 +19,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from telephony.backend import CallProgress, CallReport, FlowCall
+from telephony.memory import MemoryBackend, Scripted
 from telephony.outcomes import Outcome
 
 WEEK_S = 7 * 24 * 3600.0
-
-
-class NoopBackend:
-    """A `TelephonyBackend` that prepares nothing and fails every call at once, dialing nobody.
-
-    With the settings below no job is due during a run, so `run` is not expected to be called.
-    """
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    async def prepare(self, flow: str, locale: str, params: dict[str, str]) -> None:
-        return None
-
-    async def run(self, call: FlowCall, progress: CallProgress) -> CallReport:
-        self.calls += 1
-        return CallReport(Outcome.FAILED, None, None, detail="benchmark: no-op backend")
-
-    async def end_orphan(self, dialog: Mapping[str, Any]) -> bool:
-        return False
 
 
 def bare_app() -> FastAPI:
@@ -91,7 +69,8 @@ def real_app(data_dir: Path, port: int, log_level: str) -> FastAPI:
 
     settings = real_settings(data_dir, port, log_level)
     configure_logging(settings.log_level)  # type: ignore[attr-defined]
-    return create_app(settings, backend=NoopBackend())  # type: ignore[arg-type]
+    # No job is due during a run; were one due, its call would fail at once, dialing nobody.
+    return create_app(settings, backend=MemoryBackend(Scripted(Outcome.FAILED)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -164,20 +164,29 @@ def warning_session(
                         transfer="manager_phone" in given, no_input_timeout_s=no_input_timeout_s)
     resolved = flow.resolve_locale(locale, default_locale)
     language = resolved.split("-", 1)[0]
-    spoken = {"company": company_value(flow, resolved, company, company_spoken)}
-    if "name" in given:
-        spoken["name"] = given["name"]
-    if reason is WarningReason.BALANCE:
-        spoken["balance"] = spoken_amount(_decimal(_required(given, "balance")),
-                                          _required(given, "currency"), language)
-        if "days_left" in given:
-            spoken["days_left"] = spoken_number(_integer(given["days_left"]), language)
-    else:
-        spoken["campaign"] = _required(given, "campaign")
-        spoken["stop_date"] = spoken_date(_date(_required(given, "stop_date")), language)
+    spoken = {"company": company_value(flow, resolved, company, company_spoken),
+              **_spoken_values(reason, given, language)}
     texts = flow.texts(resolved, overrides=flow.own_overrides(overrides or {}), values=spoken)
     targets = {"manager_phone": given["manager_phone"]} if "manager_phone" in given else {}
     return Session(flow, resolved, texts, targets)
+
+
+def _spoken_values(reason: WarningReason, given: Mapping[str, str], language: str
+                   ) -> dict[str, str]:
+    """The call's values as its language speaks them; FlowError for one that cannot be."""
+    spoken = {"name": given["name"]} if "name" in given else {}
+    try:
+        if reason is WarningReason.BALANCE:
+            spoken["balance"] = spoken_amount(_decimal(_required(given, "balance")),
+                                              _required(given, "currency"), language)
+            if "days_left" in given:
+                spoken["days_left"] = spoken_number(_integer(given["days_left"]), language)
+        else:
+            spoken["campaign"] = _required(given, "campaign")
+            spoken["stop_date"] = spoken_date(_date(_required(given, "stop_date")), language)
+    except ValueError as exc:  # ivr.spoken's refusals (an unknown currency code, ...)
+        raise FlowError(str(exc)) from None
+    return spoken
 
 
 def _required(values: Mapping[str, str], name: str) -> str:
