@@ -337,6 +337,10 @@ snd_path		{self.snd_path}
     def events(self) -> list[dict[str, Any]]:
         return self._ctrl().events
 
+    def events_so_far(self) -> int:
+        """How many events came so far: `since` for waiting on the next call's events."""
+        return len(self._ctrl().events)
+
     def wait_event(
         self,
         type_: str,

@@ -1,8 +1,9 @@
-"""Demo of the CSAT loop on the embedded defaults (SQLite, local peers on 127.0.0.1).
+"""Demo of ringback's calls on the embedded defaults (SQLite, local peers on 127.0.0.1).
 
 Starts Kamailio (registrar + proxy), a baresip softphone for the client, a local CRM receiver and
-`ringback serve`; sends a signed `call.completed`; the softphone answers the survey call and
-presses 2 (a low score); prints the timeline: event → call → score → task → CRM.
+`ringback serve`; sends a signed `call.completed`: the softphone answers the survey call and
+presses 2 (a low score); then a signed `balance.low`: it answers the warning call and presses 1
+(the invoice again). Prints the timeline: event → call → key → task / invoice → CRM.
 
 Everything it starts ends with it, on success, on failure, on Ctrl-C (SIGINT), SIGTERM and
 SIGHUP: each peer runs in its own process group and is stopped (then killed) as a group, and its
@@ -29,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 from infra.settings import DEV_OUTBOUND_SECRET  # noqa: E402
 from lab import ports  # noqa: E402
 from lab.baresip import Baresip  # noqa: E402
+from lab.crm_events import envelope  # noqa: E402
 from lab.crm_receiver import CrmReceiver  # noqa: E402
 from lab.kamailio import Kamailio  # noqa: E402
 from lab.process import PeerError, tail  # noqa: E402
@@ -36,6 +38,7 @@ from lab.ringback import RingbackService  # noqa: E402
 
 CLIENT = "79990000001"
 SCORE = "2"
+INVOICE_KEY = "1"  # the warning's menu: send the invoice again
 COMPANY = "Acme"
 STARTED = time.monotonic()
 # Every port the peers take (SIP, RTP, HTTP, control sockets) comes from here.
@@ -59,20 +62,42 @@ def say(what: str) -> None:
     print(f"[{time.monotonic() - STARTED:6.1f} s] {what}", flush=True)
 
 
-def answer_and_score(phone: Baresip, wait_s: float, stopping: threading.Event) -> None:
+def answer_and_press(phone: Baresip, key: str, wait_s: float, since: int, heard: str,
+                     stopping: threading.Event) -> None:
+    """The client: answers the next call, listens `wait_s`, presses `key`, waits for the end."""
     try:
-        phone.wait_event("CALL_ESTABLISHED", 120.0)
-        say("client's phone answered: the robot greets and asks for a score")
+        phone.wait_event("CALL_ESTABLISHED", 120.0, since)
+        say(f"client's phone answered: {heard}")
         if stopping.wait(wait_s):
             return
-        phone.send_digit(SCORE)
-        say(f"client pressed {SCORE}")
-        phone.wait_event("CALL_CLOSED", 60.0)
+        phone.send_digit(key)
+        say(f"client pressed {key}")
+        phone.wait_event("CALL_CLOSED", 60.0, since)
         if not stopping.is_set():
-            say("the robot thanked the client and hung up")
+            say("the robot confirmed and hung up")
     except PeerError:
         if not stopping.is_set():  # the phone going away while the demo stops is no news
             raise
+
+
+def client_answers(phone: Baresip, key: str, wait_s: float, heard: str,
+                   stopping: threading.Event) -> threading.Thread:
+    presser = threading.Thread(
+        target=answer_and_press,
+        args=(phone, key, wait_s, phone.events_so_far(), heard, stopping), daemon=True,
+    )
+    presser.start()
+    return presser
+
+
+def crm_hears(crm: CrmReceiver, kinds: tuple[str, ...]) -> None:
+    for kind in kinds:
+        received = crm.wait_for(kind, timeout=120)
+        data = received.payload["data"]
+        details = [f"{name} {data[name]}" for name in ("score", "key", "deadline", "balance")
+                   if data.get(name) is not None]
+        say(f"CRM received {kind} (signature verified: {received.verified}) "
+            f"{', '.join(details)}")
 
 
 def run(stack: ExitStack, workdir: Path, logs: dict[str, Path]) -> None:
@@ -105,13 +130,9 @@ def run(stack: ExitStack, workdir: Path, logs: dict[str, Path]) -> None:
     say(f"Kamailio on {kam.domain}; the client's softphone is registered as {CLIENT}")
     service.start()
     say(f"ringback serve is up on {service.url} (SQLite in {service.workdir / 'data'})")
-    presser = threading.Thread(
-        target=answer_and_score,
-        args=(phone, service.survey_prompt("survey.greeting", COMPANY).duration_s + 2.0,
-              stopping),
-        daemon=True,
-    )
-    presser.start()
+    greeting = service.survey_prompt("survey.greeting", COMPANY).duration_s
+    presser = client_answers(phone, SCORE, greeting + 2.0,
+                             "the robot greets and asks for a score", stopping)
     ended = datetime.now(UTC) - timedelta(seconds=1)
     event = {
         "id": f"evt-{uuid.uuid4()}", "type": "call.completed",
@@ -124,13 +145,21 @@ def run(stack: ExitStack, workdir: Path, logs: dict[str, Path]) -> None:
     status, body = service.post_event(event)
     say(f"CRM sent a signed call.completed → {status} {body}")
     say("survey call due in 3 s (RINGBACK_SURVEY_DELAY_S; 30 min in production)")
-    for kind in ("survey.completed", "callback_task.created"):
-        received = crm.wait_for(kind, timeout=120)
-        data = received.payload["data"]
-        detail = f"score {data['score']}" if "score" in data else ""
-        if kind == "callback_task.created":
-            detail += f", deadline {data['deadline']}"
-        say(f"CRM received {kind} (signature verified: {received.verified}) {detail}")
+    crm_hears(crm, ("survey.completed", "callback_task.created"))
+    presser.join(timeout=60)
+
+    # The warning: the balance is low; the client asks for the invoice again.
+    values = {"balance": "1250.50", "currency": "USD"}
+    before_menu = sum(service.prompt("balance_warning", prompt, COMPANY, values=values).duration_s
+                      for prompt in ("warning.hello", "warning.balance"))
+    presser = client_answers(phone, INVOICE_KEY, before_menu + 2.0,
+                             "the robot speaks the balance and offers the menu", stopping)
+    status, body = service.post_event(envelope("balance.low", {
+        "client_id": "client-1", "phone": f"+{CLIENT}", "locale": "en",
+        "timezone": "Europe/Moscow", **values,
+    }))
+    say(f"CRM sent a signed balance.low (1250.50 USD) → {status} {body}")
+    crm_hears(crm, ("invoice.requested", "warning.delivered"))
     presser.join(timeout=60)
 
 
