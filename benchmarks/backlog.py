@@ -64,6 +64,7 @@ WEEK = timedelta(days=7)
 KINDS = ("survey", "balance_warning")
 BATCH = 20_000
 RSS_EVERY_S = 0.5
+PHASES = ("warmup", "rate", "throughput")
 
 
 # --- the backlog ---------------------------------------------------------------------------------
@@ -129,6 +130,20 @@ def fill(url: str, jobs: int, seed: int = 7) -> dict[str, Any]:
 # --- the claim's queries -------------------------------------------------------------------------
 
 
+def _sqlite_begins_itself(engine: Engine) -> None:
+    """pysqlite emits no BEGIN of its own before a SAVEPOINT, and releasing a SAVEPOINT outside
+    a transaction commits it: SQLAlchemy's recipe, the driver's transactions off, BEGIN ours."""
+
+    def no_driver_transactions(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    def begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+    event.listen(engine, "connect", no_driver_transactions)
+    event.listen(engine, "begin", begin)
+
+
 @contextlib.contextmanager
 def _rolled_back(engine: Engine) -> Iterator[sessionmaker[Session]]:
     """Sessions whose commits stay inside one outer transaction, rolled back at the end."""
@@ -156,6 +171,8 @@ def explain_claim(url: str) -> list[dict[str, Any]]:
     window = CallingWindow.from_settings(calendar, settings.calling_window_hours)
     surveys = Surveys(build_policy(settings), window, calendar, utcnow)
     engine = make_engine(url)
+    if engine.dialect.name == "sqlite":
+        _sqlite_begins_itself(engine)
     seen: list[tuple[str, Any]] = []
 
     def capture(_conn: Connection, _cursor: Any, statement: str, parameters: Any,
@@ -305,6 +322,8 @@ def _generate(label: str, url: str, pid: int, args: argparse.Namespace, workdir:
         "duration": args.duration if phase == "throughput" else 0.0,
         "max_rps": args.max_rps, "rates": [str(args.rate)] if rate else [],
         "rate_duration": args.rate_duration, "bare_rps": None, "server_pid": pid,
+        # Each phase its own phones (+7999…): none is skipped as surveyed by an earlier one.
+        "first": PHASES.index(phase) * 1_000_000,
     }
     out = workdir / f"{label}-{phase}-generator.json"
     budget = 300.0 + args.duration + args.rate_duration + 60.0
