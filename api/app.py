@@ -18,7 +18,7 @@ import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import callback_tasks, health, jobs, openapi, outbox_status, warning_report, webhooks
@@ -32,7 +32,7 @@ from campaigns.calling_window import CallingWindow
 from campaigns.crm_check import CrmCheck
 from campaigns.dispatcher import Dispatcher, DispatchLimits, Recovered
 from campaigns.intake import Intake, event_handlers
-from campaigns.models import Job, JobStatus
+from campaigns.job_gauges import JobGauges
 from campaigns.outbox import OutboxDelivery, OutboxSummary, pending_summary
 from campaigns.prerender import Prerender
 from campaigns.purpose import CallPurpose, parse_retry_delays
@@ -140,6 +140,7 @@ class Services:
     metrics: Metrics
     tasks: TaskSupervisor
     heartbeat: Heartbeat
+    job_gauges: JobGauges
 
     async def dispatch(self) -> None:
         self.heartbeat.beat()
@@ -168,20 +169,21 @@ class Services:
 
     def observed(self, name: str, tick: Callable[[], Awaitable[None]]) -> TickJob:
         """A periodic tick whose failure (the database away, say) is logged in one line and
-        counted, and the next tick tries again."""
+        counted, and the next tick tries again; its duration goes to `ringback_tick_seconds`."""
 
         async def run() -> None:
+            started = time.perf_counter()
             try:
                 await tick()
             except Exception as exc:
                 self.tasks.report(name, exc)
+            self.metrics.ticks.labels(name).observe(time.perf_counter() - started)
 
         return run
 
     async def refresh_gauges(self) -> None:
-        jobs, outbox = await self.database.run(self._counts)
-        for status in JobStatus:
-            self.metrics.jobs.labels(status.value).set(jobs.get(status.value, 0))
+        await self.job_gauges.refresh()  # off the writer, within its cost budget
+        outbox = await self.database.read(self._outbox_summary)
         self.metrics.outbox_pending.set(outbox.pending)
         oldest = outbox.oldest_pending_at
         self.metrics.outbox_lag.set(0 if oldest is None else (utcnow() - oldest).total_seconds())
@@ -189,10 +191,9 @@ class Services:
         if self.ua is not None and self.ua.registration is not None:
             self.metrics.sip_registration(self.ua.registration.current())
 
-    def _counts(self) -> tuple[dict[str, int], OutboxSummary]:
+    def _outbox_summary(self) -> OutboxSummary:
         with transaction(self.sessions) as session:
-            rows = session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
-            return {str(status): count for status, count in rows}, pending_summary(session)
+            return pending_summary(session)
 
 
 def build_calendar(settings: Settings) -> BusinessCalendar:
@@ -385,7 +386,8 @@ async def _start(
     log.info("ringback serving on %s:%d with %s", settings.http_host, settings.http_port,
              url.split("://", 1)[0])
     return Services(engine, sessions, database, intake, dispatcher, prerender, delivery, http,
-                    ua, metrics, tasks, heartbeat)
+                    ua, metrics, tasks, heartbeat,
+                    JobGauges(sessions, metrics.jobs, database.read))
 
 
 def _scheduler(settings: Settings, services: Services) -> AsyncIOScheduler:

@@ -262,7 +262,7 @@ async def generate(spec: dict[str, Any]) -> dict[str, Any]:
             most = BAR * (bare_rps or spec["max_rps"]) if rate_spec == "half" else float(rate_spec)
             rate_pools.append(max(1, int(most * spec["rate_duration"])))
         sizes = [spec["warmup"], int(spec["duration"] * spec["max_rps"]), *rate_pools]
-        everything = signed_events(0, sum(sizes), run, secret)
+        everything = signed_events(spec.get("first", 0), sum(sizes), run, secret)
         pools = []
         for size in sizes:
             pools.append(everything[n:n + size])

@@ -23,6 +23,9 @@ UNMATCHED_ROUTE = "unmatched"  # no route took the request (a 404)
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # Seconds from a call going out to its answer: a phone rings for seconds to a minute.
 SETUP_BUCKETS = (0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0, 45.0, 60.0, 90.0)
+# Seconds a scheduler tick takes: fine around the 20 ms a dispatch tick should stay under.
+TICK_BUCKETS = (0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1,
+                0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class Metrics:
@@ -81,6 +84,10 @@ class Metrics:
         self.orphans_hung_up = Counter(
             "orphaned_calls_hung_up", "Calls left up by a dead process, hung up with a BYE",
             namespace=NAMESPACE, registry=registry,
+        )
+        self.ticks = Histogram(
+            "tick_seconds", "Time a scheduler tick took, waiting for the database included",
+            ["tick"], namespace=NAMESPACE, registry=registry, buckets=TICK_BUCKETS,
         )
         self.channels_busy = Gauge(
             "channels_busy", "Calls up or being placed right now",
