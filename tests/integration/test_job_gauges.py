@@ -63,13 +63,13 @@ def test_every_status_is_counted(
     sessions: sessionmaker[Session], database: DatabaseThreads, gauge: Gauge
 ) -> None:
     add_jobs(sessions, JobStatus.PENDING, JobStatus.PENDING, JobStatus.PENDING,
-             JobStatus.COMPLETED, JobStatus.COMPLETED, JobStatus.SKIPPED)
+             JobStatus.COMPLETED, JobStatus.COMPLETED, JobStatus.SKIPPED, JobStatus.CANCELLED)
     gauges = JobGauges(sessions, gauge, database.read)
 
     assert asyncio.run(gauges.refresh())
 
     assert values(gauge) == {"pending": 3, "dialing": 0, "completed": 2, "unanswered": 0,
-                             "skipped": 1}
+                             "skipped": 1, "cancelled": 1}
 
 
 def test_the_count_does_not_wait_for_a_write_in_progress(
