@@ -97,7 +97,7 @@ class JobLife:
         if report.outcome is Outcome.ANSWERED:
             release(job)
             self.purpose(job).settle_answered(session, job, attempt, report, now)
-        elif report.outcome is Outcome.CANCELLED and job.withdrawn_at is not None:
+        elif job.withdrawn_at is not None:  # cancelled, or a busy that crossed our CANCEL
             self.cancel(job, job.final_reason or "withdrawn while ringing")
         else:
             self.retry_or_give_up(session, job, report.outcome.value, report.outcome, now)

@@ -166,7 +166,8 @@ class Warnings:
                        occurred_at: datetime) -> Job:
         return self._queue(session, WarningReason.BALANCE, data, event_id, {
             "balance": str(data.balance), "currency": data.currency,
-            "days_left": data.days_left, "occurred_at": _iso(occurred_at),
+            # Whole: compared with the top-ups' times, to the microsecond (`unwanted`).
+            "days_left": data.days_left, "occurred_at": occurred_at.isoformat(),
         }, not_after=self.clock() + self.policy.max_lateness)
 
     def on_campaign_stopping(self, session: Session, data: CampaignStoppingData,
