@@ -37,7 +37,7 @@ from campaigns.models import (
     JobStatus,
     OutboxEvent,
 )
-from campaigns.purpose import CallPurpose
+from campaigns.purpose import NEXT_WINDOW, CallPurpose
 from campaigns.surveys import Surveys
 from campaigns.warnings import MANAGER_REQUESTED, TOPPED_UP, WarningPolicy, Warnings
 from infra.db import transaction
@@ -503,6 +503,18 @@ async def test_a_top_up_in_the_same_second_but_before_the_low_balance_does_not_c
     assert lab.job(job.id).status == JobStatus.COMPLETED
 
 
+async def test_a_stale_top_up_delivered_late_does_not_cancel_a_newer_warning(
+    sessions: sessionmaker[Session],
+) -> None:
+    lab = make_lab(sessions, moscow("2026-11-24T12:00"))
+    job = lab.balance_low(occurred_at=moscow("2026-11-24T11:59"))
+    lab.clock.at += timedelta(minutes=1)
+    lab.topped_up(occurred_at=moscow("2026-11-24T09:00"))  # the CRM's retry, hours late
+    assert lab.job(job.id).status == JobStatus.PENDING  # the balance ran low after it
+    assert await run_due(lab.dispatcher(MemoryBackend(INVOICE))) == 1
+    assert lab.job(job.id).status == JobStatus.COMPLETED
+
+
 # --- 3. retries -------------------------------------------------------------------------------
 
 
@@ -569,6 +581,40 @@ async def test_attempts_spent_report_warning_failed_and_next_window_is_the_last_
     assert lab.outbox("warning.delivered") == []
     lab.clock.at += timedelta(days=1)
     assert await run_due(d) == 0 and len(backend.calls) == 4
+
+
+class BusyAfterRinging(MemoryBackend):
+    """The phone rings until `hang_up()`, then the far end says busy."""
+
+    def __init__(self) -> None:
+        super().__init__(BUSY)
+        self._hung_up = asyncio.Event()
+
+    def hang_up(self) -> None:
+        self._hung_up.set()
+
+    async def run(self, call: FlowCall, progress: CallProgress) -> CallReport:
+        await progress.dial_slot()
+        self.calls.append(call)
+        await self._hung_up.wait()
+        return CallReport(Outcome.BUSY, 486, f"memory-{len(self.calls)}")
+
+
+async def test_next_window_after_a_call_that_ended_past_closing_is_the_next_morning(
+    sessions: sessionmaker[Session],
+) -> None:
+    lab = make_lab(sessions, moscow("2026-11-24T20:59"),
+                   retry_delays=(NEXT_WINDOW,))
+    job = lab.balance_low()
+    backend = BusyAfterRinging()
+    d = lab.dispatcher(backend)
+    assert await d.tick() == 1
+    await until(lambda: len(backend.calls) == 1, "the call rings")
+    lab.clock.at = moscow("2026-11-24T21:01")  # it rang past closing time
+    backend.hang_up()
+    await d.drain(10)
+    stored = lab.job(job.id)
+    assert (stored.status, stored.not_before) == (JobStatus.PENDING, moscow("2026-11-25T09:00"))
 
 
 async def test_max_attempts_from_the_policy_are_kept(sessions: sessionmaker[Session]) -> None:
