@@ -14,8 +14,10 @@ else counted as a crashed attempt that the job's retry policy decides on.
 Limits are shared by every instance on the database: the channel limit counts dialing jobs, the
 calls-per-second budget is a row of its own (campaigns/dial_budget.py), and one claim
 transaction at a time holds that row. The kinds of call share them fairly: each claim deals
-the free channels to the kinds in turn, the longest-due job of each kind first, so a flood of
-one kind never starves another; a kind with nothing due leaves its turn to the others.
+the free channels to the kinds in turn, the longest-due job of each kind first, and the turns go
+on from one claim to the next (a claim starts after the kind served last), so a flood of one
+kind never starves another, even with one free channel; a kind with nothing due leaves its turn
+to the others.
 
 The dispatcher never names a kind: each job's call, its last check before dialing and what
 its report means come from the kind's `CallPurpose` (campaigns/purpose.py, job_life.py).
@@ -167,6 +169,7 @@ class Dispatcher:
         self._running: dict[str, RunningCall] = {}
         self._ready = ready
         self._crm_check = crm_check
+        self._served_last: str | None = None  # the kind of the job claimed last
 
     @property
     def busy_channels(self) -> int:
@@ -247,16 +250,21 @@ class Dispatcher:
                 if not slots:
                     break  # the budget for this tick is spent
                 claimed.append(self._open_attempt(session, job, now, slots[0]))
+                self._served_last = job.kind
         return claimed
 
     def _due(self, session: Session, now: datetime, limit: int) -> list[Job]:
-        """Up to `limit` due jobs, the kinds taking turns (longest due first within a kind);
-        none of a client already on a call."""
+        """Up to `limit` due jobs, the kinds taking turns from the one after the kind served
+        last (longest due first within a kind); none of a client already on a call."""
         busy = aliased(Job)
         on_a_call = exists().where(
             busy.status == JobStatus.DIALING,
             or_(busy.client_id == Job.client_id, busy.phone == Job.phone),
         )
+        kinds = sorted(self._life.purposes)
+        if self._served_last in kinds:  # the turns go on where the last claim left them
+            after = kinds.index(self._served_last) + 1
+            kinds = kinds[after:] + kinds[:after]
         per_kind = [
             session.scalars(
                 select(Job)
@@ -266,7 +274,7 @@ class Dispatcher:
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             ).all()
-            for kind in sorted(self._life.purposes)
+            for kind in kinds
         ]
         turns = itertools.chain.from_iterable(itertools.zip_longest(*per_kind))
         return [job for job in turns if job is not None][:limit]

@@ -102,7 +102,7 @@ class JobLife:
         if report.outcome is Outcome.ANSWERED:
             release(job)
             self.purpose(job).settle_answered(session, job, attempt, report, now)
-        elif report.outcome is Outcome.CANCELLED and job.withdrawn_at is not None:
+        elif job.withdrawn_at is not None:  # cancelled, or a busy that crossed our CANCEL
             self.cancel(job, job.final_reason or "withdrawn while ringing")
         else:
             self.retry_or_give_up(session, job, report.outcome.value, report.outcome, now)
@@ -117,9 +117,10 @@ class JobLife:
         if outcome in RETRIED_OUTCOMES and job.attempts < job.max_attempts:
             zone = parse_zone(job.timezone)
             delay = policy.retry_delay(job.attempts)
-            if delay is NEXT_WINDOW:
-                retry = policy.window.retry_at(policy.window.window_end(now, zone), timedelta(0),
-                                               zone, job.not_after)
+            if delay is NEXT_WINDOW:  # after the window open now (a call may end past closing)
+                window = policy.window
+                after = window.window_end(now, zone) if window.is_allowed(now, zone) else now
+                retry = window.retry_at(after, timedelta(0), zone, job.not_after)
             else:
                 retry = policy.window.retry_at(now, delay, zone, job.not_after)
             if retry is not None:

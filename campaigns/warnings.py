@@ -70,6 +70,12 @@ def _iso(at: datetime) -> str:
     return at.isoformat(timespec="seconds")
 
 
+def _low_since(context: dict[str, Any]) -> datetime:
+    """When the balance ran low (the event's time, from a balance warning's context): a top-up
+    then or later makes the call unwanted, an earlier one does not."""
+    return datetime.fromisoformat(context["occurred_at"])
+
+
 class WarningPurpose:
     """One reason's kind of call; both share the policy and the clock."""
 
@@ -102,9 +108,8 @@ class WarningPurpose:
         if self.reason is WarningReason.CAMPAIGN:
             stops_at = datetime.fromisoformat(job.context["stops_at"])
             return f"{CAMPAIGN_STOPPED} at {_iso(stops_at)}" if now >= stops_at else None
-        since = datetime.fromisoformat(job.context["occurred_at"])
         paid = session.scalar(select(exists().where(TopUp.client_id == job.client_id,
-                                                    TopUp.occurred_at >= since)))
+                                                    TopUp.occurred_at >= _low_since(job.context))))
         return TOPPED_UP if paid else None
 
     def settle_answered(self, session: Session, job: Job, attempt: CallAttempt,
@@ -173,7 +178,8 @@ class Warnings:
                        occurred_at: datetime) -> Job:
         return self._queue(session, WarningReason.BALANCE, data, event_id, {
             "balance": str(data.balance), "currency": data.currency,
-            "days_left": data.days_left, "occurred_at": _iso(occurred_at),
+            # Whole: compared with the top-ups' times, to the microsecond (`unwanted`).
+            "days_left": data.days_left, "occurred_at": occurred_at.isoformat(),
         }, not_after=self.clock() + self.policy.max_lateness)
 
     def on_campaign_stopping(self, session: Session, data: CampaignStoppingData,
@@ -189,12 +195,17 @@ class Warnings:
     def on_topped_up(self, session: Session, data: BalanceToppedUpData, event_id: str,
                      occurred_at: datetime) -> list[str]:
         """Record the top-up; cancel the client's pending balance warnings, and withdraw the
-        one being placed. Returns the ids of the jobs cancelled or withdrawn."""
+        one being placed, but those whose balance ran low after it (a top-up delivered late).
+        Returns the ids of the jobs cancelled or withdrawn."""
         now = self.clock()
         session.add(TopUp(source_event_id=event_id, client_id=data.client_id,
                           amount=None if data.amount is None else str(data.amount),
                           occurred_at=occurred_at))
-        mine = (Job.client_id == data.client_id) & (Job.kind == JobKind.BALANCE_WARNING)
+        live = session.execute(select(Job.id, Job.context).where(
+            Job.client_id == data.client_id, Job.kind == JobKind.BALANCE_WARNING,
+            Job.status.in_((JobStatus.PENDING, JobStatus.DIALING))))
+        mine = Job.id.in_([job_id for job_id, context in live
+                           if _low_since(context) <= occurred_at])
         cancelled = list(session.scalars(
             update(Job).where(mine, Job.status == JobStatus.PENDING)
             .values(status=JobStatus.CANCELLED, final_reason=TOPPED_UP, updated_at=now)

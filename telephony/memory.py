@@ -38,7 +38,8 @@ ANSWERED_SILENTLY = Scripted(result=FlowResult.NO_INPUT)
 
 class MemoryBackend:
     """Calls to a phone follow the scripts given for it, in order (the last one repeats); other
-    phones follow `default`. Calls happen only after `dial_slot`, like real ones."""
+    phones follow `default`. Calls happen only after `dial_slot`, like real ones, and a call
+    withdrawn by then never goes out (CANCELLED, like a SIP attempt aborted before its INVITE)."""
 
     def __init__(self, default: Scripted = ANSWERED_SILENTLY,
                  scripts: Mapping[str, Iterable[Scripted]] | None = None,
@@ -51,7 +52,7 @@ class MemoryBackend:
         self._ids = itertools.count(1)
         self.calls: list[FlowCall] = []  # every call placed, in order
         self.prepared: list[FlowCall] = []  # every call rendered ahead
-        self.withdrawn: list[FlowCall] = []  # calls cancelled while ringing
+        self.withdrawn: list[FlowCall] = []  # calls cancelled before going out or ringing
         self.ended: list[Mapping[str, Any]] = []  # orphans hung up
 
     def script(self, phone: str, *steps: Scripted) -> None:
@@ -67,8 +68,11 @@ class MemoryBackend:
         self.prepared.append(call)
 
     async def run(self, call: FlowCall, progress: CallProgress) -> CallReport:
-        script = self._next(call.phone)
         await progress.dial_slot()
+        if progress.withdrawn.is_set():  # given up before it began: nothing goes out
+            self.withdrawn.append(call)
+            return CallReport(Outcome.CANCELLED, None, None, detail="withdrawn before dialing")
+        script = self._next(call.phone)
         self.calls.append(call)
         call_id = f"memory-{next(self._ids)}"
         if script.fails:
