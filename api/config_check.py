@@ -3,7 +3,9 @@
 `Settings()` (infra) checks what the shared plumbing can judge. The rest is judged here by the
 parsers that will use the values, so there is one parser per syntax and infra stays a leaf:
 working and calling hours (`campaigns.calendar`), the holiday country and the extra days (the
-business calendar), the survey's default locale and text overrides (`ivr.survey`).
+business calendar), the survey's default locale and text overrides (`ivr.survey`), the warning
+calls' retry delays (`campaigns.purpose`), text overrides (`ivr.catalog`) and the manager's phone
+(`campaigns.events`).
 
 Every problem is found, not only the first: when `Settings()` refuses some values, the others
 are still checked, with stand-ins (the defaults, a fresh secret) in place of the refused ones.
@@ -18,16 +20,20 @@ from importlib.metadata import version
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 from pydantic_settings import DotEnvSettingsSource, EnvSettingsSource
 from pydantic_settings.exceptions import SettingsError
 
 from campaigns.calendar import BusinessCalendar, parse_weekly_hours
+from campaigns.events import Phone
+from campaigns.purpose import parse_retry_delays
 from infra.errors import InvalidSettings
 from infra.settings import SECRET_PREFIX, SECRET_SETTINGS, Settings
+from ivr.catalog import FlowCatalog, FlowOptions, default_entries
 from ivr.errors import FlowError
 from ivr.survey import survey_flow, survey_texts
+from ivr.warning import WarningReason
 from telephony.inbound_policy import REFUSALS
 from telephony.sip.ua import call_capacity
 
@@ -37,6 +43,19 @@ URL_SETTINGS = frozenset({"database_url", "crm_url", "crm_check_url"})
 """Shown without their password and query string: some CRMs put a secret in the URL."""
 
 Check = Callable[[Settings], object]
+
+PHONE = TypeAdapter(Phone)
+# Every shape a warning call can take, for its flow in the catalog: with a name or not, with the
+# days left or not (a balance); always with a manager's phone, so the transfer's texts are in.
+_WARNING_CALLS = [
+    (reason.flow_name, {**values, **named, "manager_phone": "+74950000000"})
+    for reason, values in (
+        (WarningReason.BALANCE, {"balance": "1", "currency": "RUB"}),
+        (WarningReason.BALANCE, {"balance": "1", "currency": "RUB", "days_left": "1"}),
+        (WarningReason.CAMPAIGN, {"campaign": "campaign", "stop_date": "2026-01-01"}),
+    )
+    for named in ({}, {"name": "name"})
+]
 
 
 @dataclass(frozen=True)
@@ -106,6 +125,10 @@ def domain_problems(settings: Settings) -> list[Problem]:
         (("calendar_extra_holidays", "calendar_extra_working_days"), _extra_days),
         (("default_locale",), _default_locale),
         (("survey_texts",), _survey_overrides),
+        (("warning_retry_delays",), lambda s: parse_retry_delays(s.warning_retry_delays)),
+        (("warning_calling_hours",), _warning_calling_hours),
+        (("warning_texts",), _warning_overrides),
+        (("manager_phone",), _manager_phone),
         (("company_name_spoken",), _company_spoken),
         (("inbound_status",), _inbound_status),
         (("channel_limit", "rtp_port_min", "rtp_port_max"), _room_for_channels),
@@ -166,6 +189,46 @@ def _survey_overrides(settings: Settings) -> dict[str, str]:
     locale = min(survey_flow().locales)
     return survey_texts(locale, settings.survey_texts, company=settings.company_name,
                         default_locale=locale)
+
+
+def _warning_calling_hours(settings: Settings) -> object:
+    """Parsed like `calling_window_hours` when set (unset or empty: the calling window's)."""
+    if not settings.warning_calling_hours:
+        return None
+    return parse_weekly_hours(settings.warning_calling_hours)
+
+
+def _warning_overrides(settings: Settings) -> None:
+    """Every override must be for a warning prompt, and work in every warning call it may be
+    spoken in: a placeholder is filled only where the call has its value (`{balance}` in the
+    balance's sentences, `{name}` in the greeting by name, `{company}` everywhere)."""
+    warnings = [entry for entry in default_entries()
+                if entry.name in {reason.flow_name for reason in WarningReason}]
+    locale = min(warnings[0].locales)  # every locale's overrides are checked, whichever is asked
+    catalog = FlowCatalog(FlowOptions(company=settings.company_name, default_locale=locale,
+                                      overrides=settings.warning_texts), warnings)
+    unknown = sorted({prompt for texts in settings.warning_texts.values() for prompt in texts}
+                     - catalog.prompt_ids)
+    if unknown:
+        raise ValueError(f"override for unknown prompts {unknown}: the warnings' prompts are "
+                         f"{', '.join(sorted(catalog.prompt_ids))}")
+    for name, values in _WARNING_CALLS:
+        catalog.session(name, locale, values)
+
+
+def _manager_phone(settings: Settings) -> None:
+    """A number ringback may call (as the CRM's phone numbers are checked), written in E.164:
+    it is dialled as written."""
+    if settings.manager_phone is None:
+        return
+    try:
+        e164 = PHONE.validate_python(settings.manager_phone,
+                                     context={"default_region": settings.default_region})
+    except ValidationError as exc:
+        raise ValueError(exc.errors()[0]["msg"]) from None
+    if e164 != settings.manager_phone:
+        raise ValueError("write it in E.164: + country code and number, without spaces or "
+                         "dashes (like +74951234567)")
 
 
 def _problem(error: ErrorDetails) -> Problem:

@@ -56,11 +56,18 @@ def _warning(reason: WarningReason, no_input_timeout_s: float) -> Builder:
     def build(locale: str | None, values: Mapping[str, str], options: FlowOptions) -> Session:
         return warning_session(
             reason, locale, values, company=options.company,
-            default_locale=options.default_locale, overrides=options.overrides,
+            default_locale=options.default_locale,
+            overrides=_only(options.overrides, WARNING_PROMPTS),
             company_spoken=options.company_spoken, no_input_timeout_s=no_input_timeout_s,
         )
 
     return build
+
+
+def _only(overrides: Templates, prompts: frozenset[str]) -> Templates:
+    """The overrides (for any flow) of `prompts`."""
+    return {locale: {prompt: text for prompt, text in texts.items() if prompt in prompts}
+            for locale, texts in overrides.items()}
 
 
 def default_entries(

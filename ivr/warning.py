@@ -157,7 +157,9 @@ def warning_session(
     no_input_timeout_s: float = DEFAULT_NO_INPUT_TIMEOUT_S,
 ) -> Session:
     """A session for one warning call, its values spoken in the call's language. Raises
-    `FlowError` for a missing or malformed value and for bad overrides (see `Flow.texts`)."""
+    `FlowError` for a missing or malformed value and for bad overrides (see `Flow.texts`): one
+    for a prompt no warning has; those for warning prompts this call does not speak (the
+    transfer's, say, when there is no manager's number) are skipped."""
     given = {name: value for name, value in values.items() if value and value.strip()}
     flow = warning_flow(reason, named="name" in given,
                         days_left=reason is WarningReason.BALANCE and "days_left" in given,
@@ -166,7 +168,12 @@ def warning_session(
     language = resolved.split("-", 1)[0]
     spoken = {"company": company_value(flow, resolved, company, company_spoken),
               **_spoken_values(reason, given, language)}
-    texts = flow.texts(resolved, overrides=flow.own_overrides(overrides or {}), values=spoken)
+    overrides = overrides or {}
+    unknown = sorted({prompt for texts in overrides.values() for prompt in texts}
+                     - WARNING_PROMPTS)
+    if unknown:  # a warning prompt this call does not speak is skipped (own_overrides)
+        raise FlowError(f"flow {flow.name!r}: override for unknown prompts {unknown}")
+    texts = flow.texts(resolved, overrides=flow.own_overrides(overrides), values=spoken)
     targets = {"manager_phone": given["manager_phone"]} if "manager_phone" in given else {}
     return Session(flow, resolved, texts, targets)
 
@@ -184,8 +191,8 @@ def _spoken_values(reason: WarningReason, given: Mapping[str, str], language: st
         else:
             spoken["campaign"] = _required(given, "campaign")
             spoken["stop_date"] = spoken_date(_date(_required(given, "stop_date")), language)
-    except ValueError as exc:  # ivr.spoken's refusals (an unknown currency code, ...)
-        raise FlowError(str(exc)) from None
+    except ValueError as exc:  # ivr.spoken's refusals (a currency code "rubles", 10**30)
+        raise FlowError(f"warning call values: {exc}") from None
     return spoken
 
 

@@ -49,6 +49,7 @@ class FlowRunner:
         self._events: asyncio.Queue[Event] = asyncio.Queue(MAX_QUEUED_EVENTS)
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._transferring: asyncio.Task[None] | None = None
         self._result: Result | None = None
         self._hangup = False
 
@@ -93,7 +94,7 @@ class FlowRunner:
                     if handle is not None:
                         handle.cancel()
                 case Transfer():
-                    self._spawn(self._transfer(action.target))
+                    self._transferring = self._spawn(self._transfer(action.target))
                 case RecordResult():
                     self._result = action.result
                     self._on_result(action.result)
@@ -116,7 +117,12 @@ class FlowRunner:
         self._put(PlaybackFinished(play.prompt_id, self._now(), interrupted=not completed))
 
     async def _transfer(self, target: str) -> None:
-        outcome = await self._call.transfer(self._route(target))
+        try:
+            outcome = await self._call.transfer(self._route(target))
+        except Exception as exc:  # a target the line cannot call: failed, the flow goes on
+            log.warning("call %s: transfer not placed: %s", self._call.call_id, exc)
+            self._put(TransferEnded(False, self._now()))
+            return
         if not outcome.succeeded:
             log.info("call %s: transfer failed: %s", self._call.call_id, outcome.detail)
         self._put(TransferEnded(outcome.succeeded, self._now()))
@@ -129,9 +135,14 @@ class FlowRunner:
 
     async def _watch_hangup(self) -> None:
         await self._call.ended.wait()
+        if self._transferring is not None:
+            # The far end may hang up before the transfer's report (its BYE before the last
+            # NOTIFY): the caller may have been put through all the same, so hear that first.
+            await asyncio.wait({self._transferring})
         self._put(HungUp(self._now()))
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task

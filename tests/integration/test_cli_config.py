@@ -71,6 +71,12 @@ BAD_SETTINGS = [
      "RINGBACK_SURVEY_TEXTS: not valid JSON"),
     ({"survey_texts": '{"ru": {"survey.hello": "Привет"}}'},
      "RINGBACK_SURVEY_TEXTS: flow 'survey': override for unknown prompts ['survey.hello']"),
+    ({"warning_retry_delays": "15m, soon, next-window"},
+     "RINGBACK_WARNING_RETRY_DELAYS: retry delay 'soon'"),
+    ({"warning_texts": '{"en": {"warning.menu": "Your balance: {balance}."}}'},
+     "RINGBACK_WARNING_TEXTS: flow 'campaign_warning', locale 'en', prompt 'warning.menu': "
+     "no value for placeholders ['balance']"),
+    ({"manager_phone": "8 495 123-45-67"}, "RINGBACK_MANAGER_PHONE: write it in E.164"),
     ({"database_url": "postgres://rb:db-pass@db/rb"},
      "RINGBACK_DATABASE_URL: postgres:// is not supported: write postgresql+psycopg://"),
     ({"database_url": "mysql://rb:db-pass@db/rb"},
