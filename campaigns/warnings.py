@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
-from campaigns.calendar import BusinessCalendar, parse_zone
+from campaigns.calendar import BusinessCalendar, format_duration, parse_zone
 from campaigns.callback_tasks import TaskRequest, open_task
 from campaigns.calling_window import CallingWindow, Dropped
 from campaigns.client_zone import client_zone
@@ -259,5 +259,5 @@ class Warnings:
             return SKIP_REASON
         cap = purpose.policy.cap
         if contacted_recently(session, cap, data.client_id, data.phone, now, counting=COUNTED):
-            return f"{ALREADY_CONTACTED} ({cap.kind}) within {cap.period}"
+            return f"{ALREADY_CONTACTED} ({cap.kind}) within {format_duration(cap.period)}"
         return None

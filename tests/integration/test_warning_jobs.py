@@ -697,7 +697,7 @@ async def test_one_balance_warning_per_client_per_24_hours(
     second = lab.balance_low()
     assert first.status == JobStatus.PENDING
     assert second.status == JobStatus.SKIPPED
-    assert "already warned (balance_warning)" in (second.final_reason or "")
+    assert second.final_reason == "client already contacted (balance_warning) within 24h"
     assert await run_due(lab.dispatcher(MemoryBackend(INVOICE))) == 1
     assert lab.job(first.id).status == JobStatus.COMPLETED
 

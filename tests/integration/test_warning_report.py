@@ -68,8 +68,7 @@ def seeded(sessions: sessionmaker[Session]) -> None:
             make_job("w3", CAMPAIGN, S.CANCELLED, "c11", 30,
                      final_reason="campaign stopped at 2025-03-03T12:00:00+00:00"),
             make_job("w4", CAMPAIGN, S.SKIPPED, "c12", 40,
-                     final_reason="client already contacted (campaign_warning) within 1 day, "
-                                  "0:00:00"),
+                     final_reason="client already contacted (campaign_warning) within 24h"),
             make_job("w5", CAMPAIGN, S.DIALING, "c13", 50),
             make_job("w6", CAMPAIGN, S.CANCELLED, "c14", 55,
                      final_reason="withdrawn while ringing"),
