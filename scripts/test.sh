@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up (scripts/setup.sh), then lint (ruff), type-check (mypy) and test (pytest).
 # Arguments go to pytest, e.g. scripts/test.sh -m peers -x. Runs every step and exits
-# non-zero if any of them failed.
+# non-zero if any of them failed. Tests run in parallel, a file per worker at a time (each peer
+# on its own ports: lab/ports.py); RINGBACK_TEST_WORKERS sets how many (default 3, 1 = serial).
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -26,6 +27,11 @@ step() {
 
 step .venv/bin/ruff check .
 step .venv/bin/mypy
-step .venv/bin/pytest "$@"
+workers="${RINGBACK_TEST_WORKERS:-3}"
+if [ "$workers" -gt 1 ]; then
+    step .venv/bin/pytest -n "$workers" --dist loadfile "$@"
+else
+    step .venv/bin/pytest "$@"
+fi
 
 exit "$status"
