@@ -4,7 +4,7 @@ signatures with `standardwebhooks` itself."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -20,20 +20,14 @@ from campaigns.crm_check import (
     CrmCheck,
     UnavailablePolicy,
 )
+from infra.settings import DEV_OUTBOUND_SECRET
 from lab.crm_receiver import CheckAnswer, CrmReceiver
 
-SECRET = "whsec_" + "dGVzdC1vdXRib3VuZC1zZWNyZXQtMzItYnl0ZXMtbG9uZyE="
+SECRET = DEV_OUTBOUND_SECRET  # what the shared `crm` fixture (tests/conftest.py) verifies
 OTHER_SECRET = "whsec_" + "YW5vdGhlci1zZWNyZXQtb2YtMzItYnl0ZXMtbG9uZyEh"
 TIMEOUT_S = 0.2  # the slow answers below wait far longer: 30 s, cut short when the test ends
 POSTPONE_S = 42.0
 SLOW = CheckAnswer.verdict(True, delay_s=30)
-
-
-@pytest.fixture
-def crm() -> Iterator[CrmReceiver]:
-    receiver = CrmReceiver(SECRET).start()
-    yield receiver
-    receiver.stop()
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from campaigns.models import OutboxEvent, OutboxStatus
 from campaigns.outbox import OutboxDelivery, OutboxSummary, enqueue, pending_summary
+from infra.settings import DEV_OUTBOUND_SECRET
 from lab.crm_receiver import CrmReceiver
 
-SECRET = "whsec_" + "dGVzdC1vdXRib3VuZC1zZWNyZXQtMzItYnl0ZXMtbG9uZyE="
+SECRET = DEV_OUTBOUND_SECRET  # what the shared `crm` fixture (tests/conftest.py) verifies
 MAX_BACKOFF_S = 8.0
 
 
@@ -29,13 +30,6 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.offset += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def crm() -> Iterator[CrmReceiver]:
-    receiver = CrmReceiver(SECRET).start()
-    yield receiver
-    receiver.stop()
 
 
 @pytest.fixture

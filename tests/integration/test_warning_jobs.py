@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -799,13 +799,6 @@ async def test_a_flood_of_warnings_does_not_starve_a_survey(
 
 
 # --- 8. the CRM's pre-dial check --------------------------------------------------------------
-
-
-@pytest.fixture
-def crm() -> Iterator[CrmReceiver]:
-    receiver = CrmReceiver(SECRET).start()
-    yield receiver
-    receiver.stop()
 
 
 @pytest.fixture
