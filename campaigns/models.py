@@ -151,7 +151,17 @@ class SurveyResponse(Base):
 
 
 class CallbackTaskStatus(StrEnum):
-    OPEN = "open"
+    OPEN = "open"  # waiting for an agent
+    CLAIMED = "claimed"  # an agent owns it
+    RESOLVED = "resolved"  # final, with an outcome
+    CANCELLED = "cancelled"  # final, with a reason
+
+
+class TaskOutcome(StrEnum):
+    SOLVED = "solved"
+    NOT_SOLVED = "not_solved"
+    NOT_REACHED = "not_reached"
+    WRONG_NUMBER = "wrong_number"
 
 
 class CallbackTask(Base):
@@ -172,6 +182,54 @@ class CallbackTask(Base):
     requests: Mapped[int] = mapped_column(Integer, default=1)  # asked for this many times
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    client_timezone: Mapped[str | None] = mapped_column(String(64))  # IANA, for the page
+    assignee: Mapped[str | None] = mapped_column(String(100), index=True)  # a user's name
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime())  # resolved or cancelled
+    outcome: Mapped[TaskOutcome | None] = mapped_column(String(32))
+    resolution_note: Mapped[str | None] = mapped_column(Text)
+    cancel_reason: Mapped[str | None] = mapped_column(Text)
+    overdue_at: Mapped[datetime | None] = mapped_column(UtcDateTime())  # when marked overdue
+    escalations: Mapped[int] = mapped_column(Integer, default=0)  # thresholds escalated so far
+
+
+class CallbackTaskNote(Base):
+    """A note an agent (or ringback) added to a task."""
+
+    __tablename__ = "callback_task_notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(ForeignKey("callback_tasks.id"), index=True)
+    author: Mapped[str] = mapped_column(String(100))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class CallbackTaskAttempt(Base):
+    """An agent's call back to the client: who, when, and how it went."""
+
+    __tablename__ = "callback_task_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(ForeignKey("callback_tasks.id"), index=True)
+    agent: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    result: Mapped[str] = mapped_column(String(32))  # a TaskOutcome, or "no_answer", "busy" ...
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditEntry(Base):
+    """Who changed what: every change a person (or a token) made, kept with the change."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_target", "target", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(100))  # "user:<name>", "token:<name>", "ringback"
+    action: Mapped[str] = mapped_column(String(64))  # "callback_task.claim", "user.disable" ...
+    target: Mapped[str] = mapped_column(String(200))  # "callback_task:<id>", "user:<name>"
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class TopUp(Base):

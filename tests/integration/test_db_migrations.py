@@ -13,7 +13,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
-import api.tokens  # noqa: F401  (registers its tables on Base)
+import api.tokens
+import api.users  # noqa: F401  (registers its tables on Base)
 import campaigns.models  # noqa: F401
 import infra.health_table  # noqa: F401
 from infra.db import Base, make_engine
