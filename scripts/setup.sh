@@ -2,6 +2,8 @@
 # Install what ringback's tests need on Debian/Ubuntu, idempotently:
 #   - the real SIP peers and tools: kamailio, sip-tester (sipp 3.6.1), baresip, espeak-ng,
 #     sox, tshark (dumpcap);
+#   - chromium, for the web pages' tests (Playwright drives /usr/bin/chromium: no browser
+#     download);
 #   - PostgreSQL for the database tests: the Debian cluster started, and the local `postgres`
 #     user trusted over the unix socket (tests connect as postgres@/var/run/postgresql);
 #   - the Python venv in .venv with the project installed editable with its dev extras.
@@ -11,7 +13,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-PACKAGES=(kamailio sip-tester baresip espeak-ng sox tshark postgresql php-cli)
+PACKAGES=(kamailio sip-tester baresip espeak-ng sox tshark postgresql php-cli chromium)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then
