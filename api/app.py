@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api import callback_tasks, health, jobs, openapi, outbox_status, warning_report, webhooks
 from api.call_command import account_from, engine_config_from
 from api.errors import install_error_handlers
+from api.page_headers import PageHeadersMiddleware
 from api.request_id import RequestIdMiddleware
 from audio.prompts import PromptCache
 from audio.tts import SpeechSynthesizer
@@ -304,6 +305,7 @@ def create_app(
 
     app = openapi.create_app(title="ringback", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
+    app.add_middleware(PageHeadersMiddleware)
     app.add_middleware(RequestIdMiddleware)  # outermost: sees every response, errors too
     for module in (health, webhooks, callback_tasks, outbox_status):
         app.include_router(module.router)

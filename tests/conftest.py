@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
 from infra.settings import DEV_OUTBOUND_SECRET
 from lab.baresip import Baresip
@@ -180,6 +181,24 @@ def rtp_ports() -> Iterator[PortBlock]:
         yield block
     finally:
         block.release()
+
+
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's (scripts/setup.sh): no browser download
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Debian's chromium driven by Playwright, one per test process (headless; no sandbox:
+    the tests run as root). A missing chromium is an error naming the fix, never a skip."""
+    if not CHROMIUM.exists():
+        raise PeerError(f"{CHROMIUM} is missing: run scripts/setup.sh (it installs chromium)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM),
+                                              args=["--no-sandbox"])
+        try:
+            yield launched
+        finally:
+            launched.close()
 
 
 COMPANY = "Acme"  # the company the robot of the end-to-end tests speaks for

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from playwright.sync_api import Browser
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
@@ -158,3 +159,26 @@ def test_the_docs_pages_load_every_asset_from_the_service_itself(
         assert asset.startswith("/"), f"{page} loads {asset} from elsewhere"
         with urllib.request.urlopen(f"{service.url}{asset}", timeout=10) as response:
             assert response.status == 200 and response.read(), asset
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_docs_render_in_a_real_browser_from_the_service_alone(
+    service: RingbackService, browser: Browser, page: str
+) -> None:
+    """Chromium renders the API docs with nothing fetched from anywhere but the service: the
+    page's Content-Security-Policy stops what its scripts would fetch elsewhere (ReDoc's bundle
+    asks a CDN for a logo) before it leaves the browser."""
+    tab = browser.new_page()
+    asked: list[str] = []
+    blocked: dict[str, str] = {}
+    tab.on("request", lambda request: asked.append(request.url))
+    tab.on("requestfailed", lambda request: blocked.update({request.url: request.failure or ""}))
+    try:
+        tab.goto(f"{service.url}{page}", wait_until="networkidle")
+        rendered = ".opblock" if page == "/docs" else "[data-section-id]"
+        tab.wait_for_selector(rendered, timeout=20_000)
+        assert "/webhooks/crm" in tab.content()
+    finally:
+        tab.close()
+    elsewhere = [url for url in asked if not url.startswith((service.url, "blob:"))]
+    assert all(blocked.get(url) == "csp" for url in elsewhere), (elsewhere, blocked)
