@@ -1,8 +1,10 @@
 """Errors as the API shows them: `{"error": {"code": "stable-id", "message": "..."}}`, and as
 OpenAPI documents them (`ErrorBody`, `error_responses`).
 
-An exception no handler expects is a JSON 500 `internal-error`, and the connection stays open
-for the client's next request: `CatchAll` answers it. (Starlette's last-resort handler sends its
+An exception no handler expects is a JSON 500 `internal-error` — or, when it is the database
+that cannot be reached or used right now, a 503 `database-unavailable` with `Retry-After`, so a
+client (the CRM) knows to retry — and the connection stays open for the client's next request:
+`CatchAll` answers it. (Starlette's last-resort handler sends its
 500 and then re-raises, and uvicorn closes a connection whose application raised.)
 """
 
@@ -19,9 +21,13 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from infra.db import database_unavailable
+
 log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = "internal-error"
+DATABASE_UNAVAILABLE = "database-unavailable"
+DATABASE_RETRY_AFTER_S = 5
 # What a route that takes an API token answers without a usable one (see api.auth).
 TOKEN_ERRORS = {
     401: "`unauthorized`: no API token (`Authorization: Bearer <token>`), or an unknown or "
@@ -61,7 +67,11 @@ def error_responses(described: Mapping[int, str]) -> dict[int | str, dict[str, A
 
 
 # Every operation may fail unexpectedly (FastAPI's `responses`, app-wide).
-SERVER_ERRORS = error_responses({500: f"`{INTERNAL_ERROR}`: a bug or a fault; see the logs"})
+SERVER_ERRORS = error_responses({
+    500: f"`{INTERNAL_ERROR}`: a bug or a fault; see the logs",
+    503: f"`{DATABASE_UNAVAILABLE}`: the database cannot be reached now; retry after "
+         "`Retry-After` seconds (nothing was applied)",
+})
 
 
 def error_response(
@@ -120,6 +130,12 @@ def _allowed_methods(request: Request) -> str:
 
 
 def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    if database_unavailable(exc):  # the database, not the request
+        log.warning("%s %s: the database is unavailable (%s)", request.method,
+                    request.url.path, type(exc).__name__)
+        return error_response(503, DATABASE_UNAVAILABLE,
+                              "the database cannot be reached now; nothing was applied, retry "
+                              "later", headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)})
     log.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, INTERNAL_ERROR, "an unexpected error happened; see the logs")
 

@@ -18,6 +18,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -40,6 +41,25 @@ POSTGRES_CONNECT_TIMEOUT_S = 5
 _SQLITE_SPOILED = frozenset(
     {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN}
 )
+
+
+# ... and those that say the database is busy or full now, not that the request is wrong.
+_SQLITE_UNAVAILABLE = _SQLITE_SPOILED | {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED,
+                                         sqlite3.SQLITE_FULL}
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot be reached or used right now (retry later), as
+    opposed to a fault of the code or the schema: a connection found broken, a PostgreSQL
+    connection that could not be made or was lost, an SQLite file busy, unwritable or gone."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    if code is not None:
+        return bool(code & 0xFF in _SQLITE_UNAVAILABLE)
+    return isinstance(exc, OperationalError)  # psycopg: connection-level failures
 
 
 class Base(DeclarativeBase):
