@@ -94,12 +94,14 @@ def require_page_role(*roles: Role | str) -> Callable[..., SignedIn]:
 
 
 async def page_form(request: Request) -> Form:
-    """The urlencoded form a page posted; a 400 page for anything else or too much."""
+    """The urlencoded form a page posted; a 400 page for too much. Any other body counts as
+    an empty form (so it has no CSRF token and is refused with 403)."""
     kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     declared = request.headers.get("content-length", "")
-    if kind != "application/x-www-form-urlencoded" or (
-            declared.isdigit() and int(declared) > MAX_FORM_BYTES):
+    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
         raise PageError(400, "bad_form", "bad_form")
+    if kind != "application/x-www-form-urlencoded":
+        return {}
     body = b""
     async for chunk in request.stream():
         body += chunk

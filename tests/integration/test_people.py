@@ -156,7 +156,7 @@ def test_disable_and_reset_end_sessions_at_once(
     assert people.resolve(token) is None
     assert people.enable(CLI_ACTOR, "anna").disabled is False
     token = people.sign_in("anna", PASSWORD, "192.0.2.1").session_token
-    person, new = people.reset_password(CLI_ACTOR, "anna")
+    _person, new = people.reset_password(CLI_ACTOR, "anna")
     assert people.resolve(token) is None
     assert people.sign_in("anna", PASSWORD, "192.0.2.1").session_token is None
     assert people.sign_in("anna", new, "192.0.2.1").session_token is not None
