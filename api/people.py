@@ -195,6 +195,18 @@ class People:
                 self._audit(session, actor, "user.enable", user.username)
             return _person(user)
 
+    def set_locale(self, actor: str, username: str, locale: str) -> Person:
+        """The language of the user's pages: their own choice, or an admin's."""
+        if locale not in LOCALES:
+            raise InvalidUser(f"unknown locale {locale!r}: {' or '.join(LOCALES)}")
+        with transaction(self._sessions) as session:
+            user = self._existing(session, username)
+            if user.locale != locale:
+                self._audit(session, actor, "user.set_locale", user.username,
+                            {"from": user.locale, "to": locale})
+                user.locale = locale
+            return _person(user)
+
     def reset_password(self, actor: str, username: str, password: str | None = None
                        ) -> tuple[Person, str]:
         """Set a new password (a random one when `password` is None) and end the user's

@@ -28,7 +28,7 @@ from api.pages.security import (
     set_cookie,
 )
 from api.pages.texts import texts, visitor_locale
-from api.people import SignedIn
+from api.people import LOCALES, SignedIn, user_actor
 from api.tokens import Role
 from infra.db import utcnow
 
@@ -92,13 +92,31 @@ def signout(
     return response
 
 
+@router.post("/locale")
+def choose_locale(
+    viewer: Viewer, people: PeopleService, form: Annotated[Form, Depends(csrf_checked)],
+) -> Response:
+    """The signed-in person's choice of language for their pages; back to where they were."""
+    locale = form.get("locale", "")
+    if locale in LOCALES:
+        people.set_locale(user_actor(viewer.person.username), viewer.person.username, locale)
+    return RedirectResponse(local_path(form.get("next")), status_code=303)
+
+
 @router.get("/", response_class=HTMLResponse)
-def home(viewer: Viewer) -> Response:
-    return render("home.html", viewer.person.locale, viewer=viewer, csrf=viewer.csrf_token)
+def home(request: Request, viewer: Viewer) -> Response:
+    return _page(request, "home.html", viewer)
 
 
 @router.get("/support", response_class=HTMLResponse)
 def support(
-    viewer: Annotated[SignedIn, Depends(require_page_role(Role.SUPPORT))],
+    request: Request, viewer: Annotated[SignedIn, Depends(require_page_role(Role.SUPPORT))],
 ) -> Response:
-    return render("support.html", viewer.person.locale, viewer=viewer, csrf=viewer.csrf_token)
+    return _page(request, "support.html", viewer)
+
+
+def _page(request: Request, template: str, viewer: SignedIn) -> Response:
+    """A signed-in page, in the viewer's language."""
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return render(template, viewer.person.locale, viewer=viewer, csrf=viewer.csrf_token,
+                  here=here)

@@ -178,3 +178,12 @@ def test_a_session_of_a_user_disabled_behind_its_back_is_deleted(
         user.disabled_at = T0
     assert people.resolve(token) is None
     assert people.session_count("anna") == 0
+
+
+def test_set_locale_is_audited_once(people: People, sessions: sessionmaker[Session]) -> None:
+    people.create(CLI_ACTOR, "anna", Role.SUPPORT, PASSWORD)
+    assert people.set_locale("user:anna", "anna", "ru").locale == "ru"
+    people.set_locale("user:anna", "anna", "ru")
+    assert audit(sessions)[1:] == [("user:anna", "user.set_locale", "user:anna")]
+    with pytest.raises(InvalidUser):
+        people.set_locale("user:anna", "anna", "de")

@@ -174,3 +174,16 @@ def test_the_stylesheet_is_served_by_ringback(client: TestClient) -> None:
     answer = client.get("/static/ringback.css")
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/css")
     assert "//" not in client.get("/signin").text.split("<body>")[0].replace("http://", "")
+
+
+def test_a_person_chooses_the_language_of_their_pages(client: TestClient, people: People) -> None:
+    sign_in(client, "anna")
+    home = client.get("/?tab=1")
+    assert 'name="locale" value="ru"' in home.text
+    assert client.post("/locale", data={"locale": "ru", "next": "/?tab=1"}).status_code == 403
+    chosen = client.post("/locale", data={"csrf": csrf_of(home.text), "locale": "ru",
+                                          "next": "/?tab=1"})
+    assert chosen.status_code == 303 and chosen.headers["location"] == "/?tab=1"
+    assert "Вы вошли как Anna K. (поддержка)." in client.get("/").text
+    person = people.get("anna")
+    assert person is not None and person.locale == "ru"
