@@ -249,6 +249,7 @@ class People:
             if self._passwords.needs_rehash(user.password_hash):
                 user.password_hash = self._passwords.hash(password)
             session.execute(delete(SignInFailure).where(SignInFailure.key == keys[0]))
+            self._forget_stale(session, now)
             token = secrets.token_urlsafe(SESSION_BYTES)
             csrf = secrets.token_urlsafe(SESSION_BYTES)
             session.add(WebSession(token_hash=hash_token(token), user_id=user.id,
@@ -294,6 +295,7 @@ class People:
 
     def _failed(self, session: Session, keys: tuple[str, str], name: str) -> SignInResult:
         now = self._clock()
+        self._forget_stale(session, now)
         locks = []
         for key in keys:
             count = self._count_failure(session, key, now)
@@ -303,6 +305,14 @@ class People:
                             {"failures": count.failures})
         lock = max((lock for lock in locks if lock), default=None)
         return SignInResult(locked_until=lock)
+
+    def _forget_stale(self, session: Session, now: datetime) -> None:
+        """Sign-in failures whose window and lock have run out, and ended sessions: the tables
+        stay small without a periodic job."""
+        session.execute(delete(SignInFailure).where(
+            SignInFailure.first_at <= now - self._throttle.window,
+            (SignInFailure.locked_until.is_(None)) | (SignInFailure.locked_until <= now)))
+        session.execute(delete(WebSession).where(WebSession.expires_at <= now))
 
     def _count(self, session: Session, key: str) -> Count | None:
         row = session.get(SignInFailure, key)

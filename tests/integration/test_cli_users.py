@@ -6,11 +6,12 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from api.passwords import Passwords
 from api.people import People
@@ -38,12 +39,14 @@ def data_dir(tmp_path: Path) -> Path:
     return data_dir
 
 
-def people_on(data_dir: Path) -> People:
+@pytest.fixture
+def engine(data_dir: Path) -> Iterator[Engine]:
     engine = make_engine(f"sqlite:///{data_dir / 'ringback.db'}")
-    return People(make_sessions(engine), Passwords(PasswordHasher()))
+    yield engine
+    engine.dispose()
 
 
-def test_create_list_disable_reset(data_dir: Path) -> None:
+def test_create_list_disable_reset(data_dir: Path, engine: Engine) -> None:
     done = run_cli(["user", "create", "--role", "support", "--username", "anna",
                     "--display-name", "Анна", "--locale", "ru", "--password-stdin"],
                    data_dir, PASSWORD + "\n")
@@ -52,7 +55,7 @@ def test_create_list_disable_reset(data_dir: Path) -> None:
     assert created["username"] == "anna" and created["role"] == "support"
     assert created["display_name"] == "Анна" and created["locale"] == "ru"
     assert PASSWORD not in done.stdout + done.stderr
-    people = people_on(data_dir)
+    people = People(make_sessions(engine), Passwords(PasswordHasher()))
     assert people.sign_in("anna", PASSWORD, "127.0.0.1").session_token is not None
 
     listed = run_cli(["user", "list"], data_dir)
@@ -74,7 +77,7 @@ def test_create_list_disable_reset(data_dir: Path) -> None:
     assert disabled.returncode == 0 and json.loads(disabled.stdout)["disabled_at"] is not None
     assert people.sign_in("anna", "another good secret", "127.0.0.1").session_token is None
 
-    with make_sessions(make_engine(f"sqlite:///{data_dir / 'ringback.db'}"))() as session:
+    with make_sessions(engine)() as session:
         cli_actions = [entry.action for entry in session.scalars(
             select(AuditEntry).where(AuditEntry.actor == "cli").order_by(AuditEntry.id))]
     assert cli_actions == ["user.create", "user.reset_password", "user.reset_password",
