@@ -25,6 +25,9 @@ from api import callback_tasks, health, jobs, openapi, outbox_status, warning_re
 from api.call_command import account_from, engine_config_from
 from api.errors import install_error_handlers
 from api.page_headers import PageHeadersMiddleware
+from api.pages import install_pages
+from api.passwords import Passwords
+from api.people import People
 from api.request_id import RequestIdMiddleware
 from audio.prompts import PromptCache
 from audio.tts import SpeechSynthesizer
@@ -311,6 +314,7 @@ def create_app(
         app.include_router(module.router)
     app.include_router(jobs.router)
     app.include_router(warning_report.router)
+    install_pages(app)
     return app
 
 
@@ -382,6 +386,7 @@ async def _start(
     app.state.sessions = sessions
     app.state.database = database
     app.state.intake = intake
+    app.state.people = People(sessions, Passwords(), clock=clock)
     app.state.metrics_registry = registry
     app.state.metrics = metrics
     app.state.health_checks = checks

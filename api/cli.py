@@ -8,6 +8,7 @@ A command's result goes to stdout. A failure ends with one JSON line on stderr,
 import argparse
 import asyncio
 import errno
+import getpass
 import json
 import logging
 import socket
@@ -27,6 +28,8 @@ from api.app import build_retention, create_app
 from api.call_command import TestCallRequest, run_test_call
 from api.config_check import check_settings, load_settings, mask_url, render
 from api.http_server import KEEP_ALIVE_S, HttpServer, max_connections
+from api.passwords import Passwords, WeakPassword, check_strength
+from api.people import CLI_ACTOR, LOCALES, People, PeopleError
 from api.tokens import ApiToken, Role, create_token, list_tokens, revoke_token
 from audio.errors import AudioError
 from campaigns.retention import purge
@@ -83,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     revoke = token_commands.add_parser("revoke", help="revoke a token by id, effective at once")
     revoke.add_argument("id", type=int, help="the token's id (see `ringback token list`)")
 
+    _user_parser(commands)
+
     config = commands.add_parser("config", help="the settings")
     config_commands = config.add_subparsers(dest="config_command", required=True)
     config_commands.add_parser(
@@ -90,6 +95,30 @@ def _parser() -> argparse.ArgumentParser:
         "when there is one"
     )
     return parser
+
+
+def _user_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    user = commands.add_parser("user", help="people who sign in to the pages")
+    user_commands = user.add_subparsers(dest="user_command", required=True)
+    create = user_commands.add_parser(
+        "create", help="create a user; the password is asked for (or read with --password-stdin)")
+    create.add_argument("--role", required=True, choices=[role.value for role in Role])
+    create.add_argument("--username", required=True, help="2 to 64 of a-z 0-9 . _ -")
+    create.add_argument("--display-name", help="the name the pages show (default: username)")
+    create.add_argument("--locale", choices=LOCALES, default="en", help="the pages' language")
+    create.add_argument("--password-stdin", action="store_true",
+                        help="read the password from the first line of stdin")
+    user_commands.add_parser("list", help="every user, one JSON line each")
+    for name, text in (("disable", "disable a user and end their sessions, at once"),
+                       ("enable", "enable a disabled user again")):
+        command = user_commands.add_parser(name, help=text)
+        command.add_argument("username")
+    reset = user_commands.add_parser(
+        "reset-password", help="set a new password and end the user's sessions; without "
+        "--password-stdin a random one is made and printed, once")
+    reset.add_argument("username")
+    reset.add_argument("--password-stdin", action="store_true",
+                       help="read the new password from the first line of stdin")
 
 
 def _error(code: str, message: str) -> int:
@@ -172,6 +201,75 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
             return _error("unknown-token", f"no token has id {args.id}: see `ringback token list`")
         _print_json(revoked)
     return 0
+
+
+def _user(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        return _user_command(args, settings)
+    except PeopleError as exc:
+        return _error(exc.code, exc.message)
+    except WeakPassword as exc:
+        return _error("weak-password", str(exc))
+    except PasswordUnavailable as exc:
+        return _error("password-required", str(exc))
+
+
+class PasswordUnavailable(Exception):
+    """No password to read: no terminal to ask on, and no --password-stdin."""
+
+
+def _read_password(from_stdin: bool) -> str:
+    """From stdin's first line, or asked twice on the terminal; never from an argument, where
+    `ps` and the shell history would keep it."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise PasswordUnavailable("no terminal to ask for the password on: pipe it in with "
+                                  "--password-stdin")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Again: ") != first:
+        raise PasswordUnavailable("the two passwords differ")
+    return first
+
+
+def _user_command(args: argparse.Namespace, settings: Settings) -> int:
+    command = args.user_command
+    if command == "create":
+        password = _read_password(args.password_stdin)
+        check_strength(password, args.username.strip().lower())
+        person = _with_people(settings, lambda people: people.create(
+            CLI_ACTOR, args.username, args.role, password, display_name=args.display_name,
+            locale=args.locale))
+        _print_json(person.as_json())
+    elif command == "list":
+        for person in _with_people(settings, lambda people: people.list()):
+            _print_json(person.as_json())
+    elif command == "disable":
+        _print_json(_with_people(settings, lambda people: people.disable(
+            CLI_ACTOR, args.username)).as_json())
+    elif command == "enable":
+        _print_json(_with_people(settings, lambda people: people.enable(
+            CLI_ACTOR, args.username)).as_json())
+    else:
+        given = _read_password(True) if args.password_stdin else None
+        person, password = _with_people(settings, lambda people: people.reset_password(
+            CLI_ACTOR, args.username, given))
+        shown = person.as_json()
+        if given is None:
+            shown["password"] = password  # made here: shown this once, to hand over
+        _print_json(shown)
+    return 0
+
+
+def _with_people(settings: Settings, work: Callable[[People], T]) -> T:
+    """`work` with the people service on the migrated database."""
+    url = settings.database
+    check_up_to_date(url)
+    engine = make_engine(url)
+    try:
+        return work(People(make_sessions(engine), Passwords()))
+    finally:
+        engine.dispose()
 
 
 def _revoked(session: Session, token_id: int) -> dict[str, object] | None:
@@ -318,7 +416,7 @@ def _call(args: argparse.Namespace, settings: Settings) -> int:
 
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
-    "call": _call, "db": _db, "serve": _serve, "token": _token,
+    "call": _call, "db": _db, "serve": _serve, "token": _token, "user": _user,
 }
 
 if __name__ == "__main__":

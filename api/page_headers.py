@@ -1,4 +1,5 @@
-"""Security headers on every HTML page ringback serves (the API docs, the people's pages).
+"""Security headers on every HTML page ringback serves that does not set its own (the API docs;
+the people's pages set a stricter policy themselves, api/pages/render.py).
 
 The Content-Security-Policy lets a page load nothing but the service itself: no CDN, no font or
 image from elsewhere (ReDoc's bundle, for one, asks a CDN for a logo; the browser never does).
@@ -20,9 +21,11 @@ _HEADERS = [
 ]
 
 
-def _is_html(headers: list[tuple[bytes, bytes]]) -> bool:
-    return any(name.lower() == b"content-type" and value.startswith(b"text/html")
-               for name, value in headers)
+def _needs_headers(headers: list[tuple[bytes, bytes]]) -> bool:
+    """An HTML page that does not set its own policy (the people's pages do: api/pages)."""
+    names = {name.lower(): value for name, value in headers}
+    return (names.get(b"content-type", b"").startswith(b"text/html")
+            and b"content-security-policy" not in names)
 
 
 class PageHeadersMiddleware:
@@ -37,7 +40,7 @@ class PageHeadersMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                if _is_html(headers):
+                if _needs_headers(headers):
                     message["headers"] = headers + _HEADERS
             await send(message)
 

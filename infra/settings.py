@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     http_max_connections: int | None = Field(
         None, ge=1, description="default: what ulimit -n leaves after the calls; only lowers it"
     )
+    public_url: str | None = Field(
+        None, description="where people reach ringback, e.g. https://ringback.example; https "
+        "marks the session cookie Secure"
+    )
     instance_name: str | None = Field(
         None, max_length=80, description="default: <hostname>:<http_port>; unique per instance"
     )
@@ -225,7 +229,7 @@ class Settings(BaseSettings):
             _check_database_url(value)
         return value
 
-    @field_validator("crm_url")
+    @field_validator("crm_url", "public_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None:
