@@ -250,5 +250,5 @@ class OutboxDelivery:
 
     def _scrub(self, error: str) -> str:
         if self._url:  # the URL may carry credentials or a token
-            error = error.replace(self._url, "<crm-url>")
+            error = error.replace(self._url, f"<{self._name.lower()}-url>")
         return mask_phone_numbers(" ".join(error.split())[:ERROR_DETAIL_CHARS])
