@@ -194,7 +194,7 @@ ActorDep = Annotated[Actor, Depends(current_actor)]
 Sessions = Annotated[sessionmaker[Session], Depends(_sessions)]
 Clock = Annotated[Callable[[], datetime], Depends(_clock)]
 
-TASK_ERRORS = error_responses({
+_TASK_ERRORS = {
     **TOKEN_ERRORS,
     403: "`forbidden`: the token's role may not do this; `task-not-allowed`: another agent "
          "holds the task (only they or an admin may change it), or only an admin may",
@@ -203,7 +203,10 @@ TASK_ERRORS = error_responses({
          "`task-not-claimed`: the task is open and must be claimed first; `task-closed`: "
          "the task is resolved or cancelled",
     422: "`invalid-request`: the body is not valid (the message names what)",
-})
+}
+TASK_ERRORS = error_responses(_TASK_ERRORS)
+# A change with a body: one that is not JSON at all (not UTF-8, say) is 400.
+BODY_ERRORS = error_responses({400: "`bad-request`: the body is not JSON", **_TASK_ERRORS})
 
 
 @contextmanager
@@ -277,7 +280,7 @@ def release_callback_task(
 @router.post(
     "/callback-tasks/{task_id}/notes", response_model=CallbackTaskDetail,
     summary="Add a note to a callback task",
-    description="A note on an open or claimed task.", responses=TASK_ERRORS,
+    description="A note on an open or claimed task.", responses=BODY_ERRORS,
 )
 def add_callback_task_note(
     task_id: TaskId, body: NoteIn, actor: ActorDep, sessions: Sessions, clock: Clock,
@@ -291,7 +294,7 @@ def add_callback_task_note(
     summary="Record a call attempt on a callback task",
     description="The caller called the client back, with this result: on an open task or one "
                 "they hold (an admin: any open or claimed task).",
-    responses=TASK_ERRORS,
+    responses=BODY_ERRORS,
 )
 def record_callback_task_attempt(
     task_id: TaskId, body: AttemptIn, actor: ActorDep, sessions: Sessions, clock: Clock,
@@ -305,7 +308,7 @@ def record_callback_task_attempt(
     summary="Resolve a callback task",
     description="Done, with an outcome and a note: by its holder, or by an admin (an open "
                 "task too).",
-    responses=TASK_ERRORS,
+    responses=BODY_ERRORS,
 )
 def resolve_callback_task(
     task_id: TaskId, body: ResolveIn, actor: ActorDep, sessions: Sessions, clock: Clock,
@@ -319,7 +322,7 @@ def resolve_callback_task(
     summary="Cancel a callback task",
     description="No longer wanted, with a reason: an open task by any agent, a claimed one by "
                 "its holder or an admin.",
-    responses=TASK_ERRORS,
+    responses=BODY_ERRORS,
 )
 def cancel_callback_task(
     task_id: TaskId, body: CancelIn, actor: ActorDep, sessions: Sessions, clock: Clock,
@@ -333,7 +336,7 @@ def cancel_callback_task(
     summary="Reassign a callback task",
     description="An admin gives an open or claimed task to someone: it is claimed by them "
                 "from now. Needs an admin token.",
-    responses=TASK_ERRORS,
+    responses=BODY_ERRORS,
 )
 def reassign_callback_task(
     task_id: TaskId, body: ReassignIn, actor: ActorDep, sessions: Sessions, clock: Clock,

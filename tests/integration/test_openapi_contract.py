@@ -118,9 +118,10 @@ def test_the_contract_documents_every_error_as_the_server_sends_it(
         ("/api/v1/callback-tasks", "get"): {"401", "403", "422", "500"},
         ("/api/v1/callback-tasks/{task_id}", "get"): {"401", "403", "404", "422", "500"},
         **{(f"/api/v1/callback-tasks/{{task_id}}/{change}", "post"):
-           {"401", "403", "404", "409", "422", "500"}
-           for change in ("claim", "release", "notes", "attempts", "resolve", "cancel",
-                          "reassign")},
+           {"401", "403", "404", "409", "422", "500"} for change in ("claim", "release")},
+        **{(f"/api/v1/callback-tasks/{{task_id}}/{change}", "post"):
+           {"400", "401", "403", "404", "409", "422", "500"}
+           for change in ("notes", "attempts", "resolve", "cancel", "reassign")},
         ("/api/v1/outbox", "get"): {"401", "403", "422", "500"},
         ("/api/v1/jobs", "get"): {"401", "403", "422", "500"},
         ("/api/v1/calls", "get"): {"401", "403", "422", "500"},
