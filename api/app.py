@@ -35,6 +35,7 @@ from campaigns.calendar import BusinessCalendar
 from campaigns.calling_window import CallingWindow
 from campaigns.crm_check import CrmCheck
 from campaigns.dispatcher import Dispatcher, DispatchLimits, Recovered
+from campaigns.escalation import EscalationPolicy, OverdueTick
 from campaigns.intake import Intake, event_handlers
 from campaigns.job_gauges import JobGauges
 from campaigns.outbox import OutboxDelivery, OutboxSummary, pending_summary
@@ -66,6 +67,7 @@ OUTBOX_BATCH = 50
 DRAIN_TIMEOUT_S = 10.0
 METRICS_INTERVAL_S = 5.0
 PRERENDER_INTERVAL_S = 5.0
+OVERDUE_INTERVAL_S = 30.0
 # The scheduler counts as stalled when the dispatch tick has not run for this many intervals.
 STALLED_TICKS = 5
 MIN_STALL_S = 10.0
@@ -145,6 +147,13 @@ class Services:
     tasks: TaskSupervisor
     heartbeat: Heartbeat
     job_gauges: JobGauges
+    overdue: OverdueTick
+    supervisor: OutboxDelivery | None  # when RINGBACK_SUPERVISOR_URL is set
+
+    async def escalate(self) -> None:
+        await self.overdue.tick()
+        if self.supervisor is not None:
+            await self.supervisor.deliver_due(OUTBOX_BATCH)
 
     async def dispatch(self) -> None:
         self.heartbeat.beat()
@@ -342,6 +351,16 @@ async def _start(
         sessions, settings.crm_url, settings.crm_outbound_secret.get_secret_value(), http,
         max_backoff_s=settings.outbox_max_backoff_s, clock=clock, run_blocking=database.run,
     )
+    supervisor = None if settings.supervisor_url is None else OutboxDelivery(
+        sessions, settings.supervisor_url, settings.crm_outbound_secret.get_secret_value(), http,
+        max_backoff_s=settings.outbox_max_backoff_s, clock=clock, run_blocking=database.run,
+        supervisor=True,
+    )
+    overdue = OverdueTick(
+        sessions, EscalationPolicy(timedelta(seconds=settings.escalation_second_after_s),
+                                   supervisor=supervisor is not None),
+        clock=clock, run_blocking=database.run,
+    )
     registry = CollectorRegistry()
     metrics = Metrics(registry)
     tasks = TaskSupervisor(lambda kind: metrics.background_errors.labels(kind).inc())
@@ -384,6 +403,7 @@ async def _start(
     app.state.settings = settings
     app.state.instance = instance
     app.state.sessions = sessions
+    app.state.clock = clock
     app.state.database = database
     app.state.intake = intake
     app.state.people = People(sessions, Passwords(), clock=clock)
@@ -394,7 +414,7 @@ async def _start(
              url.split("://", 1)[0])
     return Services(engine, sessions, database, intake, dispatcher, prerender, delivery, http,
                     ua, metrics, tasks, heartbeat,
-                    JobGauges(sessions, metrics.jobs, database.read))
+                    JobGauges(sessions, metrics.jobs, database.read), overdue, supervisor)
 
 
 def _scheduler(settings: Settings, services: Services) -> AsyncIOScheduler:
@@ -407,6 +427,7 @@ def _scheduler(settings: Settings, services: Services) -> AsyncIOScheduler:
         ("render-ahead", services.render_ahead, PRERENDER_INTERVAL_S),
         ("reap-leases", services.reap, max(1.0, settings.lease_s / 4)),
         ("outbox", services.deliver, OUTBOX_INTERVAL_S),
+        ("overdue-tasks", services.escalate, OVERDUE_INTERVAL_S),
     ]
     for name, tick, seconds in ticks:
         scheduler.add_job(services.observed(name, tick), "interval", seconds=seconds, id=name)

@@ -39,7 +39,7 @@ from telephony.sip.ua import call_capacity
 
 MASK = "***"
 UNSET = "(unset)"
-URL_SETTINGS = frozenset({"database_url", "crm_url", "crm_check_url"})
+URL_SETTINGS = frozenset({"database_url", "crm_url", "crm_check_url", "supervisor_url"})
 """Shown without their password and query string: some CRMs put a secret in the URL."""
 
 Check = Callable[[Settings], object]

@@ -9,6 +9,10 @@ An acknowledgement that cannot be stored (the database is away) is kept in memor
 before anything else is claimed, so a delivered event is not POSTed again for that. The one
 window left: the process dies between the CRM's 2xx and storing it; the event is then POSTed
 once more when its claim runs out (CLAIM_S).
+
+Events for the supervisor (overdue callback tasks, campaigns/escalation.py) ride the same
+outbox to another URL: their ordering key starts with `SUPERVISOR_PREFIX`. The CRM's delivery
+never claims them, and a delivery built with `supervisor=True` claims nothing else.
 """
 
 import asyncio
@@ -39,6 +43,7 @@ REQUEST_TIMEOUT_S = 10.0
 # Long enough for one POST (timeout included): no other instance picks the event meanwhile.
 CLAIM_S = 60.0
 ERROR_DETAIL_CHARS = 200
+SUPERVISOR_PREFIX = "supervisor:"
 
 
 def enqueue(
@@ -115,7 +120,9 @@ class OutboxDelivery:
         clock: Callable[[], datetime] = utcnow,
         rng: random.Random | None = None,
         run_blocking: BlockingRunner = asyncio.to_thread,
+        supervisor: bool = False,
     ) -> None:
+        """`supervisor`: deliver the supervisor's events (to `url`) instead of the CRM's."""
         self._sessions = sessions
         self._url = url
         self._webhook = Webhook(secret)
@@ -126,12 +133,15 @@ class OutboxDelivery:
         self._run_blocking = run_blocking
         self._warned_no_url = False
         self._unstored_acks: dict[int, datetime] = {}  # row id -> when the CRM acknowledged
+        for_supervisor = OutboxEvent.ordering_key.startswith(SUPERVISOR_PREFIX)
+        self._mine = for_supervisor if supervisor else ~for_supervisor
+        self._name = "supervisor" if supervisor else "CRM"
 
     async def deliver_due(self, limit: int = 50) -> int:
         """Send due events (at most `limit` attempts); return how many the CRM acknowledged."""
         if self._url is None:
             if not self._warned_no_url:
-                log.warning("no CRM URL configured: events for the CRM stay in the outbox")
+                log.warning("no %s URL configured: its events stay in the outbox", self._name)
                 self._warned_no_url = True
             return 0
         if self._unstored_acks:
@@ -153,7 +163,7 @@ class OutboxDelivery:
         now = self._clock()
         heads = (
             select(func.min(OutboxEvent.id))
-            .where(OutboxEvent.status == OutboxStatus.PENDING)
+            .where(OutboxEvent.status == OutboxStatus.PENDING, self._mine)
             .group_by(OutboxEvent.ordering_key)
         )
         claimed = []
@@ -200,8 +210,8 @@ class OutboxDelivery:
         except TRANSIENT as exc:
             if error is None:  # delivered: remember it, never POST it again for this
                 self._unstored_acks[event.id] = self._clock()
-            log.warning("CRM event %s: its delivery could not be stored yet (%s)",
-                        event.event_id, type(exc.orig).__name__)
+            log.warning("%s event %s: its delivery could not be stored yet (%s)",
+                        self._name, event.event_id, type(exc.orig).__name__)
         return error is None
 
     def _store_acks(self) -> None:
@@ -230,8 +240,8 @@ class OutboxDelivery:
             row.last_error = self._scrub(error)
             delay = self._backoff(row.attempts)
             row.next_attempt_at = now + timedelta(seconds=delay)
-            log.warning("CRM event %s (%s) not delivered (attempt %d, next in %.1f s): %s",
-                        event.event_id, row.type, row.attempts, delay, row.last_error)
+            log.warning("%s event %s (%s) not delivered (attempt %d, next in %.1f s): %s",
+                        self._name, event.event_id, row.type, row.attempts, delay, row.last_error)
 
     def _backoff(self, attempts: int) -> float:
         """1 s, 2 s, 4 s, ... capped, with "equal jitter": between half and all of it."""
@@ -240,5 +250,5 @@ class OutboxDelivery:
 
     def _scrub(self, error: str) -> str:
         if self._url:  # the URL may carry credentials or a token
-            error = error.replace(self._url, "<crm-url>")
+            error = error.replace(self._url, f"<{self._name.lower()}-url>")
         return mask_phone_numbers(" ".join(error.split())[:ERROR_DETAIL_CHARS])

@@ -54,11 +54,18 @@ class CallbackTaskFilter:
     client_id: str | None = None
     deadline_before: datetime | None = None  # deadline < this
     deadline_after: datetime | None = None  # deadline >= this
+    assignee: str | None = None
+    overdue: bool | None = None  # marked overdue (True) or not (False)
 
     def conditions(self) -> list[ColumnElement[bool]]:
         wanted: list[ColumnElement[bool]] = []
         if self.status is not None:
             wanted.append(CallbackTask.status == self.status)
+        if self.assignee is not None:
+            wanted.append(CallbackTask.assignee == self.assignee)
+        if self.overdue is not None:
+            wanted.append(CallbackTask.overdue_at.is_not(None) if self.overdue
+                          else CallbackTask.overdue_at.is_(None))
         if self.reason is not None:
             wanted.append(CallbackTask.reason == self.reason)
         if self.client_id is not None:

@@ -103,6 +103,14 @@ class Settings(BaseSettings):
         default_factory=dict, description="JSON: locale -> the name as spoken in that language"
     )
 
+    # Overdue callback tasks: escalated at the deadline and once more this long after it.
+    supervisor_url: str | None = Field(
+        None, description="http(s) URL escalations are POSTed to; unset: the CRM's events only"
+    )
+    escalation_second_after_s: float = Field(
+        3600.0, gt=0, le=30 * 86400, description="past the deadline: the second escalation"
+    )
+
     # Dialing limits.
     channel_limit: int = Field(10, ge=1, le=2000)
     calls_per_second: float = Field(2.0, gt=0, le=200)
@@ -229,7 +237,7 @@ class Settings(BaseSettings):
             _check_database_url(value)
         return value
 
-    @field_validator("crm_url", "public_url")
+    @field_validator("crm_url", "public_url", "supervisor_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None:

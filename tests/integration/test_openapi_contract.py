@@ -95,7 +95,7 @@ def test_the_schemathesis_command_finds_nothing(
         cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False,
     )
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
-    assert re.search(r"Tested:\s+8\b", done.stdout), done.stdout[-3000:]  # every operation
+    assert re.search(r"Tested:\s+16\b", done.stdout), done.stdout[-3000:]  # every operation
 
 
 def signed_body(case: schemathesis.Case) -> bytes:
@@ -117,6 +117,12 @@ def test_the_contract_documents_every_error_as_the_server_sends_it(
     expected = {  # the errors each operation must document (any other: at least 500)
         ("/webhooks/crm", "post"): {"401", "413", "415", "422", "500"},
         ("/api/v1/callback-tasks", "get"): {"401", "403", "422", "500"},
+        ("/api/v1/callback-tasks/{task_id}", "get"): {"401", "403", "404", "422", "500"},
+        **{(f"/api/v1/callback-tasks/{{task_id}}/{change}", "post"):
+           {"401", "403", "404", "409", "422", "500"} for change in ("claim", "release")},
+        **{(f"/api/v1/callback-tasks/{{task_id}}/{change}", "post"):
+           {"400", "401", "403", "404", "409", "422", "500"}
+           for change in ("notes", "attempts", "resolve", "cancel", "reassign")},
         ("/api/v1/outbox", "get"): {"401", "403", "422", "500"},
         ("/api/v1/jobs", "get"): {"401", "403", "422", "500"},
         ("/api/v1/calls", "get"): {"401", "403", "422", "500"},
