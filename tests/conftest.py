@@ -186,10 +186,12 @@ def rtp_ports() -> Iterator[PortBlock]:
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's (scripts/setup.sh): no browser download
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Debian's chromium driven by Playwright, one per test process (headless; no sandbox:
-    the tests run as root). A missing chromium is an error naming the fix, never a skip."""
+    """Debian's chromium driven by Playwright, one per test module (headless; no sandbox: the
+    tests run as root). A missing chromium is an error naming the fix, never a skip. Not wider:
+    while Playwright's sync API is up its event loop runs in this thread, and a later test's
+    `asyncio.run` would fail, so the browser ends with the module that used it."""
     if not CHROMIUM.exists():
         raise PeerError(f"{CHROMIUM} is missing: run scripts/setup.sh (it installs chromium)")
     with sync_playwright() as playwright:
