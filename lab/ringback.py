@@ -7,9 +7,11 @@ import datetime
 import json
 import os
 import signal
+import subprocess
 import sys
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +103,9 @@ class RingbackService:
         catalog = FlowCatalog(FlowOptions(company=company, default_locale=locale))
         text = catalog.session(flow, locale, values or {}).texts[prompt_id]
         cache = PromptCache(self.workdir / "data" / "prompts", SpeechSynthesizer())
-        return asyncio.run(cache.from_text(text, locale))
+        # On a thread of its own: a test driving a browser has Playwright's loop running here.
+        with ThreadPoolExecutor(1) as thread:
+            return thread.submit(asyncio.run, cache.from_text(text, locale)).result()
 
     def start(self, timeout: float = 60.0) -> RingbackService:
         self.process.start()
@@ -138,6 +142,12 @@ class RingbackService:
             headers={"content-type": "application/json", **signed},
         )
         return _send(request)
+
+    def cli(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        """`ringback <args>` on this service's settings and data (users, tokens ...)."""
+        return subprocess.run([str(RINGBACK), *args], env={**self.process.env},
+                              cwd=self.workdir, input=stdin, capture_output=True, text=True,
+                              timeout=60, check=False)
 
     def get(self, path: str, token: str | None = None) -> tuple[int, dict[str, Any]]:
         headers = {} if token is None else {"authorization": f"Bearer {token}"}

@@ -1,4 +1,4 @@
-"""The sign-in page, sign-out, the landing page and the support placeholder.
+"""The sign-in page, sign-out and the landing page (the support page: api/pages/support.py).
 
 The routes are thin: `api.pages.security` says who is looking and checks forms, `api.people`
 does the work.
@@ -24,12 +24,10 @@ from api.pages.security import (
     new_csrf_token,
     optional_user,
     presession_csrf_checked,
-    require_page_role,
     set_cookie,
 )
 from api.pages.texts import texts, visitor_locale
 from api.people import LOCALES, SignedIn, user_actor
-from api.tokens import Role
 from infra.db import utcnow
 
 router = APIRouter(include_in_schema=False)
@@ -106,13 +104,6 @@ def choose_locale(
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, viewer: Viewer) -> Response:
     return _page(request, "home.html", viewer)
-
-
-@router.get("/support", response_class=HTMLResponse)
-def support(
-    request: Request, viewer: Annotated[SignedIn, Depends(require_page_role(Role.SUPPORT))],
-) -> Response:
-    return _page(request, "support.html", viewer)
 
 
 def _page(request: Request, template: str, viewer: SignedIn) -> Response:

@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
-from lab.ringback import RINGBACK, RingbackService
+from lab.ringback import RingbackService
 
 PASSWORD = "correct horse battery"
 
@@ -19,10 +18,8 @@ PASSWORD = "correct horse battery"
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RingbackService]:
     svc = RingbackService(tmp_path_factory.mktemp("pages"), {"RINGBACK_DEFAULT_LOCALE": "en"})
     svc.start()
-    for username, role, locale in (("anna", "support", "en"), ("boris", "support", "ru"),
-                                   ("mila", "marketing", "en"), ("gone", "support", "en")):
-        user(svc, "create", "--role", role, "--username", username, "--locale", locale,
-             "--password-stdin", stdin=PASSWORD + "\n")
+    create_users(svc, ("anna", "support", "en"), ("boris", "support", "ru"),
+                 ("mila", "marketing", "en"), ("gone", "support", "en"))
     try:
         yield svc
     finally:
@@ -30,10 +27,15 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RingbackServic
 
 
 def user(svc: RingbackService, *args: str, stdin: str = "") -> None:
-    done = subprocess.run([str(RINGBACK), "user", *args], env={**svc.process.env},
-                          cwd=svc.workdir, input=stdin, capture_output=True, text=True,
-                          timeout=60, check=False)
+    done = svc.cli("user", *args, stdin=stdin)
     assert done.returncode == 0, done.stderr
+
+
+def create_users(svc: RingbackService, *people: tuple[str, str, str]) -> None:
+    """Each (username, role, locale), with PASSWORD, made by the real CLI."""
+    for username, role, locale in people:
+        user(svc, "create", "--role", role, "--username", username, "--locale", locale,
+             "--password-stdin", stdin=PASSWORD + "\n")
 
 
 @pytest.fixture

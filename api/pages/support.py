@@ -1,0 +1,151 @@
+"""The support page: the callback-task queue by deadline, and claim / note / resolve / release
+in one or two clicks, each a CSRF-checked form over the same task-life service as the API
+(campaigns/task_life.py). A change another agent got to first (a task already claimed) shows
+the page again with a clear message and status 409.
+
+The queue shows each deadline in the business's zone and counts down to it (static JS, no
+inline script: the pages' CSP); the page polls `/support/version` and reloads when a task
+changed, unless the agent is typing.
+"""
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Request
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from api.pages.render import render
+from api.pages.security import Form, csrf_checked, require_page_role
+from api.pages.texts import texts
+from api.people import SignedIn, user_actor
+from api.tokens import Role
+from campaigns import task_life
+from campaigns.models import TaskOutcome
+from campaigns.support_queue import View, queue, version
+from campaigns.task_errors import TaskConflict, TaskError
+from infra.db import transaction, utcnow
+
+router = APIRouter(include_in_schema=False)
+
+Agent = Annotated[SignedIn, Depends(require_page_role(Role.SUPPORT))]
+CheckedForm = Annotated[Form, Depends(csrf_checked)]
+MAX_NOTE = 2000
+
+
+def _actor(viewer: SignedIn) -> task_life.Actor:
+    return task_life.Actor(user_actor(viewer.person.username),
+                           admin=viewer.person.role == Role.ADMIN)
+
+
+def _sessions(request: Request) -> sessionmaker[Session]:
+    sessions: sessionmaker[Session] = request.app.state.sessions
+    return sessions
+
+
+def _clock(request: Request) -> Callable[[], datetime]:
+    clock: Callable[[], datetime] = getattr(request.app.state, "clock", utcnow)
+    return clock
+
+
+def _zone(request: Request) -> ZoneInfo:
+    return ZoneInfo(request.app.state.settings.calendar_timezone)
+
+
+def _view(raw: str | None) -> View:
+    try:
+        return View(raw or View.OPEN)
+    except ValueError:
+        return View.OPEN
+
+
+def _page(request: Request, viewer: SignedIn, view: View, *, status: int = 200,
+          notice: str = "") -> Response:
+    now = _clock(request)()
+    zone = _zone(request)
+    with transaction(_sessions(request)) as session:
+        items = queue(session, view, user_actor(viewer.person.username), now, zone)
+        current = version(session)
+    settings = request.app.state.settings
+    return render(
+        "support.html", viewer.person.locale, status, viewer=viewer, csrf=viewer.csrf_token,
+        here=f"/support?view={view.value}", items=items, view=view, views=list(View),
+        now=now, zone=zone, version=current, notice=notice, me=user_actor(
+            viewer.person.username), outcomes=list(TaskOutcome), local=_local,
+        calling_hours=settings.calling_window_hours,
+    )
+
+
+def _local(at: datetime | None, zone_name: str | None) -> str:
+    """`at` as a wall-clock time in `zone_name` (empty when either is unknown)."""
+    if at is None or not zone_name:
+        return ""
+    try:
+        return at.astimezone(ZoneInfo(zone_name)).strftime("%a %d %b %H:%M")
+    except (KeyError, ValueError):
+        return ""
+
+
+@router.get("/support", response_class=HTMLResponse)
+def support(request: Request, viewer: Agent, view: str | None = None) -> Response:
+    return _page(request, viewer, _view(view))
+
+
+@router.get("/support/version")
+def support_version(request: Request, _viewer: Agent) -> Response:
+    with transaction(_sessions(request)) as session:
+        return JSONResponse({"version": version(session)},
+                            headers={"Cache-Control": "no-store"})
+
+
+def _act(request: Request, viewer: SignedIn, form: Form,
+         change: Callable[[Session, task_life.Actor, datetime], Any]) -> Response:
+    """Apply one change; back to the queue, or the queue again with why it did not happen."""
+    view = _view(form.get("view"))
+    words = texts(viewer.person.locale)
+    try:
+        with transaction(_sessions(request)) as session:
+            change(session, _actor(viewer), _clock(request)())
+    except TaskConflict as exc:
+        holder = (exc.holder or "").removeprefix("user:")
+        return _page(request, viewer, view, status=409,
+                     notice=words["task_taken"].format(holder=holder))
+    except TaskError as exc:
+        return _page(request, viewer, view, status=exc.status,
+                     notice=words["task_refused"].format(reason=exc.message))
+    return RedirectResponse(f"/support?view={view.value}", status_code=303)
+
+
+@router.post("/support/tasks/{task_id}/claim")
+def claim(request: Request, task_id: str, viewer: Agent, form: CheckedForm) -> Response:
+    return _act(request, viewer, form,
+                lambda session, actor, now: task_life.claim(session, task_id, actor, now))
+
+
+@router.post("/support/tasks/{task_id}/release")
+def release(request: Request, task_id: str, viewer: Agent, form: CheckedForm) -> Response:
+    return _act(request, viewer, form,
+                lambda session, actor, now: task_life.release(session, task_id, actor, now))
+
+
+@router.post("/support/tasks/{task_id}/note")
+def note(request: Request, task_id: str, viewer: Agent, form: CheckedForm) -> Response:
+    text = form.get("text", "").strip()[:MAX_NOTE]
+    if not text:
+        return RedirectResponse(f"/support?view={_view(form.get('view')).value}",
+                                status_code=303)
+    return _act(request, viewer, form, lambda session, actor, now: task_life.add_note(
+        session, task_id, text, actor, now))
+
+
+@router.post("/support/tasks/{task_id}/resolve")
+def resolve(request: Request, task_id: str, viewer: Agent, form: CheckedForm) -> Response:
+    outcome = form.get("outcome", "")
+    if outcome not in TaskOutcome.__members__.values():
+        return _page(request, viewer, _view(form.get("view")), status=422,
+                     notice=texts(viewer.person.locale)["choose_outcome"])
+    note_text = form.get("note", "").strip()[:MAX_NOTE] or None
+    return _act(request, viewer, form, lambda session, actor, now: task_life.resolve(
+        session, task_id, TaskOutcome(outcome), note_text, actor, now))
