@@ -32,6 +32,7 @@ from api.request_id import RequestIdMiddleware
 from audio.prompts import PromptCache
 from audio.tts import SpeechSynthesizer
 from campaigns.calendar import BusinessCalendar
+from campaigns.callback_sources import CallbackSourcePolicy, CallbackSources
 from campaigns.calling_window import CallingWindow
 from campaigns.crm_check import CrmCheck
 from campaigns.dispatcher import Dispatcher, DispatchLimits, Recovered
@@ -344,7 +345,9 @@ async def _start(
     warnings = Warnings(build_warning_policy(settings, calendar), calendar, clock)
     purposes: dict[str, CallPurpose] = {surveys.kind: surveys}
     purposes.update({purpose.kind: purpose for purpose in warnings.purposes.values()})
-    intake = Intake(sessions, event_handlers(surveys, warnings),
+    callbacks = CallbackSources(calendar, clock, CallbackSourcePolicy(
+        settings.missed_call_callback_working_minutes))
+    intake = Intake(sessions, event_handlers(surveys, warnings, callbacks),
                     default_region=settings.default_region)
     http = httpx.AsyncClient()
     delivery = OutboxDelivery(

@@ -33,6 +33,7 @@ class TaskRequest:
     agent_id: str | None = None
     score: int | None = None
     context: dict[str, Any] = field(default_factory=dict)
+    client_timezone: str | None = None  # IANA, shown to the agent; deadlines use the calendar
 
 
 def _iso(at: datetime) -> str:
@@ -55,7 +56,7 @@ def open_task(session: Session, request: TaskRequest, now: datetime) -> Callback
             phone=request.phone, original_call_id=request.original_call_id,
             agent_id=request.agent_id, score=request.score, deadline=request.deadline,
             source_job_id=request.source_job_id, context=request.context or None, requests=1,
-            created_at=now,
+            created_at=now, client_timezone=request.client_timezone,
         )
         session.add(task)
         event = "callback_task.created"
@@ -64,6 +65,7 @@ def open_task(session: Session, request: TaskRequest, now: datetime) -> Callback
         task.deadline = min(task.deadline, request.deadline)
         task.context = {**(task.context or {}), **request.context} or None
         task.score = request.score if request.score is not None else task.score
+        task.client_timezone = request.client_timezone or task.client_timezone
         task.updated_at = now
         event = "callback_task.updated"
     payload: dict[str, Any] = {

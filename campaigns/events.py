@@ -45,6 +45,7 @@ FIRST_YEAR = 2000
 LAST_YEAR = 2099
 _YEARS_PATTERN = "^20[0-9]{2}-"  # FIRST_YEAR to LAST_YEAR, for the JSON schema
 MAX_PHONE_INPUT_LENGTH = 64
+MAX_NOTE_LENGTH = 1000  # a client's note on a callback request
 PHONE_ERROR_TYPE = "invalid_phone"
 # Numbers a robot may call: people's lines and free or ordinary-rate service numbers. Premium
 # rate and shared cost would charge the company (or the client) extra; pagers and voicemail
@@ -286,6 +287,33 @@ class ClientOptedOutData(_Model):
         return self
 
 
+Note = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NOTE_LENGTH,
+                                        strip_whitespace=True)]
+
+
+class CallMissedData(_Model):
+    """A call to support nobody answered. Without `client_id` the phone number is the client's
+    key (ringback's client id for the task is then the E.164 number)."""
+
+    call_id: Id
+    phone: Phone
+    at: IsoDateTime
+    client_id: Id | None = None
+    timezone: TimeZoneName | None = None
+    agent_id: Id | None = None
+    queue: Id | None = None
+
+
+class CallbackRequestedData(_Model):
+    """A client asked to be called back, at `at` or as soon as support can."""
+
+    client_id: Id
+    phone: Phone
+    at: IsoDateTime | None = None
+    note: Note | None = None
+    timezone: TimeZoneName | None = None
+
+
 class _Envelope(_Model):
     id: Id
     occurred_at: IsoDateTime
@@ -316,6 +344,16 @@ class BalanceToppedUp(_Envelope):
     data: BalanceToppedUpData
 
 
+class CallMissed(_Envelope):
+    type: Literal["call.missed"]
+    data: CallMissedData
+
+
+class CallbackRequested(_Envelope):
+    type: Literal["callback.requested"]
+    data: CallbackRequestedData
+
+
 def _not_a_known_type(schema: dict[str, Any]) -> None:
     schema["properties"]["type"]["not"] = {"enum": sorted(_KNOWN)}
 
@@ -329,7 +367,10 @@ class UnknownEvent(_Envelope):
     data: dict[str, Any]
 
 
-KnownEvent = CallCompleted | ClientOptedOut | BalanceLow | CampaignStopping | BalanceToppedUp
+KnownEvent = (
+    CallCompleted | ClientOptedOut | BalanceLow | CampaignStopping | BalanceToppedUp
+    | CallMissed | CallbackRequested
+)
 Envelope = KnownEvent | UnknownEvent
 
 _KNOWN: dict[str, type[KnownEvent]] = {
@@ -338,6 +379,8 @@ _KNOWN: dict[str, type[KnownEvent]] = {
     "balance.low": BalanceLow,
     "campaign.stopping": CampaignStopping,
     "balance.topped_up": BalanceToppedUp,
+    "call.missed": CallMissed,
+    "callback.requested": CallbackRequested,
 }
 
 

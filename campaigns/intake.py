@@ -17,8 +17,12 @@ from campaigns.do_not_call import opt_out
 from campaigns.events import (
     BalanceLow,
     BalanceToppedUp,
+    CallbackRequested,
+    CallbackRequestedData,
     CallCompleted,
     CallCompletedData,
+    CallMissed,
+    CallMissedData,
     CampaignStopping,
     ClientOptedOut,
     Envelope,
@@ -39,8 +43,19 @@ class CallCompletedRules(Protocol):
     ) -> object: ...
 
 
-def event_handlers(surveys: CallCompletedRules, warnings: Warnings) -> dict[str, Handler]:
-    """What each event type we act on does."""
+class CallbackRules(Protocol):
+    def on_call_missed(self, session: Session, data: CallMissedData, event_id: str) -> object: ...
+
+    def on_callback_requested(
+        self, session: Session, data: CallbackRequestedData, event_id: str
+    ) -> object: ...
+
+
+def event_handlers(
+    surveys: CallCompletedRules, warnings: Warnings, callbacks: CallbackRules | None = None
+) -> dict[str, Handler]:
+    """What each event type we act on does. Without `callbacks`, `call.missed` and
+    `callback.requested` are recorded as seen and ignored."""
 
     def call_completed(session: Session, event: CallCompleted) -> object:
         return surveys.on_call_completed(session, event.data, event.id)
@@ -58,13 +73,23 @@ def event_handlers(surveys: CallCompletedRules, warnings: Warnings) -> dict[str,
         return opt_out(session, client_id=event.data.client_id, phone=event.data.phone,
                        source=event.id)
 
-    return {
+    handlers: dict[str, Handler] = {
         "call.completed": call_completed,
         "balance.low": balance_low,
         "campaign.stopping": campaign_stopping,
         "balance.topped_up": topped_up,
         "client.opted_out": opted_out,
     }
+    if callbacks is not None:
+        def call_missed(session: Session, event: CallMissed) -> object:
+            return callbacks.on_call_missed(session, event.data, event.id)
+
+        def callback_requested(session: Session, event: CallbackRequested) -> object:
+            return callbacks.on_callback_requested(session, event.data, event.id)
+
+        handlers["call.missed"] = call_missed
+        handlers["callback.requested"] = callback_requested
+    return handlers
 
 
 class IntakeResult(StrEnum):

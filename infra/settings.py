@@ -146,6 +146,9 @@ class Settings(BaseSettings):
     )
     manager_callback_working_minutes: int = Field(120, ge=1)
 
+    # Callback tasks from the CRM's call.missed (and callback.requested without a time).
+    missed_call_callback_working_minutes: int = Field(30, ge=1)
+
     # The business calendar and the clients' calling window.
     calendar_timezone: str = "Europe/Moscow"
     calendar_hours: str = "mon-fri 10:00-19:00"

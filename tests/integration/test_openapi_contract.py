@@ -146,7 +146,8 @@ def test_the_contract_documents_every_error_as_the_server_sends_it(
     body_schema = webhook["requestBody"]["content"]["application/json"]["schema"]
     assert {branch["properties"]["type"].get("const") for branch in body_schema["anyOf"]} == {
         "call.completed", "client.opted_out", "balance.low", "campaign.stopping",
-        "balance.topped_up", None,  # None: any other type, acknowledged
+        "balance.topped_up", "call.missed", "callback.requested",
+        None,  # None: any other type, acknowledged
     }
     assert {parameter["name"] for parameter in webhook["parameters"]} == {
         "webhook-id", "webhook-timestamp", "webhook-signature",
