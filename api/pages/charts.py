@@ -9,9 +9,9 @@ from xml.sax.saxutils import escape, quoteattr
 
 Value = float | int | None
 
-WIDTH = 640
+WIDTH = 520
 HEIGHT = 220
-_TOP, _BOTTOM, _LEFT, _RIGHT = 24, 40, 8, 8
+_TOP, _BOTTOM, _LEFT, _RIGHT = 36, 40, 8, 8
 
 
 def _plain(value: float | int) -> str:
@@ -32,6 +32,7 @@ def bar_chart(bars: Sequence[tuple[str, Value]], title: str, *,
         f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
         f'aria-label={quoteattr(title)}>',
         f"<title>{escape(title)}</title>",
+        f'<text class="title" x="{_LEFT}" y="16">{escape(title)}</text>',
         f'<line class="axis" x1="{_LEFT}" y1="{_TOP + plot_height}" '
         f'x2="{width - _RIGHT}" y2="{_TOP + plot_height}"/>',
     ]

@@ -18,7 +18,7 @@ def test_one_bar_per_value_scaled_to_the_largest() -> None:
     bars = root.findall(f"{SVG}rect")
     assert len(bars) == 3
     heights = [float(bar.get("height", "")) for bar in bars]
-    assert heights == [76.0, 38.0, 0.0]  # the plot is 140 - 24 - 40 = 76 high
+    assert heights == [64.0, 32.0, 0.0]  # the plot is 140 - 36 - 40 = 64 high
     labels = [t.text for t in root.findall(f"{SVG}text") if t.get("class") == "label"]
     assert labels == ["W10", "W11", "W12"]
     assert root.findtext(f"{SVG}title") == "Tasks per week"
