@@ -28,7 +28,8 @@ MSK = ZoneInfo("Europe/Moscow")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RingbackService]:
     svc = RingbackService(tmp_path_factory.mktemp("report"), {"RINGBACK_DEFAULT_LOCALE": "en"})
     svc.start()
-    for username, role, locale in (("sasha", "support", "en"), ("vera", "support", "ru")):
+    for username, role, locale in (("sasha", "support", "en"), ("vera", "support", "ru"),
+                                   ("mila", "marketing", "en")):
         user(svc, "create", "--role", role, "--username", username, "--locale", locale,
              "--password-stdin", stdin=PASSWORD + "\n")
     seed(svc)
@@ -115,3 +116,13 @@ def test_a_bad_period_is_a_422_page(
     response = page.goto(f"{service.url}/reports/callbacks?from=2025-03-10&to=2025-03-01")
     assert response is not None and response.status == 422
     assert "Bad period" in page.content()
+
+
+def test_marketing_may_not_open_the_report(
+    service: RingbackService, context: BrowserContext,
+) -> None:
+    page = context.new_page()
+    sign_in(page, service, "mila")
+    response = page.goto(f"{service.url}/reports/callbacks")
+    assert response is not None and response.status == 403
+    assert "Your role may not open this page." in page.content()
