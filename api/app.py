@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api import callback_tasks, health, jobs, openapi, outbox_status, warning_report, webhooks
 from api.call_command import account_from, engine_config_from
+from api.callback_report import router as callback_report_router
 from api.errors import install_error_handlers
 from api.page_headers import PageHeadersMiddleware
 from api.pages import install_pages
@@ -324,6 +325,7 @@ def create_app(
         app.include_router(module.router)
     app.include_router(jobs.router)
     app.include_router(warning_report.router)
+    app.include_router(callback_report_router)
     install_pages(app)
     return app
 

@@ -236,6 +236,22 @@ class BusinessCalendar:
             remaining -= available
         return (cursor + remaining).astimezone(self.zone)
 
+    def working_minutes_between(self, start: datetime, end: datetime) -> int:
+        """Whole working minutes (rounded down) from ``start`` to ``end``: the real time
+        between them that lies inside working periods. Nights, days off and holidays count
+        nothing; a period spanning a DST change counts its real length. ``end`` before
+        ``start`` is a ``ValueError``; equal instants give 0."""
+        start_utc = require_aware(start, "start")
+        end_utc = require_aware(end, "end")
+        if end_utc < start_utc:
+            raise ValueError(f"end {end.isoformat()} is before start {start.isoformat()}")
+        total = timedelta()
+        for period in self._periods(start_utc):
+            if period.start >= end_utc:
+                break
+            total += min(period.end, end_utc) - max(period.start, start_utc)
+        return total // timedelta(minutes=1)
+
     def _hours_on(self, day: date) -> tuple[time, time] | None:
         if not self.is_working_day(day):
             return None

@@ -8,10 +8,13 @@ import math
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from api.callback_report import Calendar as ReportCalendar
+from api.callback_report import ReportTime
 from api.pages.render import render
+from api.pages.reports import callback_report_page
 from api.pages.security import (
     CSRF_COOKIE,
     SESSION_COOKIE,
@@ -24,10 +27,12 @@ from api.pages.security import (
     new_csrf_token,
     optional_user,
     presession_csrf_checked,
+    require_page_role,
     set_cookie,
 )
 from api.pages.texts import texts, visitor_locale
 from api.people import LOCALES, SignedIn, user_actor
+from api.tokens import Role
 from infra.db import utcnow
 
 router = APIRouter(include_in_schema=False)
@@ -104,6 +109,18 @@ def choose_locale(
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, viewer: Viewer) -> Response:
     return _page(request, "home.html", viewer)
+
+
+@router.get("/reports/callbacks", response_class=HTMLResponse)
+def callback_report(
+    request: Request,
+    viewer: Annotated[SignedIn, Depends(require_page_role(Role.SUPPORT))],
+    calendar: ReportCalendar, now: ReportTime,
+    start: Annotated[str, Query(alias="from", max_length=10)] = "",
+    end: Annotated[str, Query(alias="to", max_length=10)] = "",
+) -> Response:
+    """The callback compliance report (api/pages/reports.py)."""
+    return callback_report_page(request, viewer, calendar, now, start, end)
 
 
 def _page(request: Request, template: str, viewer: SignedIn) -> Response:

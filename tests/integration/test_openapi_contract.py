@@ -95,7 +95,7 @@ def test_the_schemathesis_command_finds_nothing(
         cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False,
     )
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
-    assert re.search(r"Tested:\s+16\b", done.stdout), done.stdout[-3000:]  # every operation
+    assert re.search(r"Tested:\s+17\b", done.stdout), done.stdout[-3000:]  # every operation
 
 
 def signed_body(case: schemathesis.Case) -> bytes:
@@ -127,6 +127,7 @@ def test_the_contract_documents_every_error_as_the_server_sends_it(
         ("/api/v1/jobs", "get"): {"401", "403", "422", "500"},
         ("/api/v1/calls", "get"): {"401", "403", "422", "500"},
         ("/api/v1/reports/warnings", "get"): {"401", "403", "422", "500"},
+        ("/api/v1/reports/callbacks", "get"): {"401", "403", "422", "500"},
         ("/healthz", "get"): {"500"},
         ("/metrics", "get"): {"500"},
     }
