@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
-from lab.crm_events import call_completed
+from lab.crm_events import call_completed, envelope
 from lab.crm_receiver import CrmReceiver
 from lab.kamailio import Kamailio
 from lab.process import wait_until
@@ -133,3 +133,21 @@ def test_two_agents_claim_one_task_at_once_and_one_is_told_who_won(
                                                      f"Задачу уже взял {winner}.")
     won = pages[0] if winner == "anna" else pages[1]
     assert winner in won.locator("article.task .status").first.inner_text()
+
+
+def test_the_page_shows_a_new_task_without_a_reload(
+    service: ServiceFactory, agents: tuple[BrowserContext, BrowserContext],
+) -> None:
+    svc = service()
+    create_users(svc, ("anna", "support", "en"))
+    page = agents[0].new_page()
+    sign_in(page, svc, "anna", "/support")
+    assert page.locator("article.task").count() == 0
+    event = envelope("callback.requested", {
+        "client_id": "c-5", "phone": "+79990000005", "note": "Please call after lunch",
+        "timezone": "Europe/Moscow",
+    })
+    assert svc.post_event(event)[0] == 202
+    # No click, no reload by the test: the page polls and shows the task by itself.
+    page.locator("article.task", has_text="Callback requested").wait_for(timeout=20_000)
+    assert "Please call after lunch" in page.locator("article.task").inner_text()
