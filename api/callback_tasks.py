@@ -14,13 +14,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.auth import require_role
 from api.errors import TOKEN_ERRORS, ApiError, error_responses
 from api.paging import LIST_ERRORS, PageOut, PageQuery, cursor_checked
+from api.state import Clock, Sessions
 from api.tokens import ApiToken, Role
 from campaigns import queries, task_life
 from campaigns.events import Id, IsoDateTime
 from campaigns.models import CallbackTask, CallbackTaskStatus, TaskOutcome
 from campaigns.task_errors import TaskError
 from campaigns.task_life import Actor, AttemptResult
-from infra.db import transaction, utcnow
+from infra.db import transaction
 
 router = APIRouter(prefix="/api/v1", tags=["callback tasks"])
 
@@ -180,19 +181,7 @@ def current_actor(
     return Actor(f"token:{token.name}", admin=token.role == Role.ADMIN)
 
 
-def _sessions(request: Request) -> sessionmaker[Session]:
-    sessions: sessionmaker[Session] = request.app.state.sessions
-    return sessions
-
-
-def _clock(request: Request) -> Callable[[], datetime]:
-    clock: Callable[[], datetime] = getattr(request.app.state, "clock", utcnow)
-    return clock
-
-
 ActorDep = Annotated[Actor, Depends(current_actor)]
-Sessions = Annotated[sessionmaker[Session], Depends(_sessions)]
-Clock = Annotated[Callable[[], datetime], Depends(_clock)]
 
 _TASK_ERRORS = {
     **TOKEN_ERRORS,

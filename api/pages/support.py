@@ -14,19 +14,20 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from api.pages.render import render
 from api.pages.security import Form, csrf_checked, require_page_role
 from api.pages.texts import texts
 from api.people import SignedIn, user_actor
+from api.state import app_clock, app_sessions
 from api.tokens import Role
 from campaigns import task_life
 from campaigns.models import TaskOutcome
 from campaigns.support_queue import View, queue, version
 from campaigns.task_errors import TaskConflict, TaskError
-from infra.db import transaction, utcnow
+from infra.db import transaction
 
 router = APIRouter(include_in_schema=False)
 
@@ -38,16 +39,6 @@ MAX_NOTE = 2000
 def _actor(viewer: SignedIn) -> task_life.Actor:
     return task_life.Actor(user_actor(viewer.person.username),
                            admin=viewer.person.role == Role.ADMIN)
-
-
-def _sessions(request: Request) -> sessionmaker[Session]:
-    sessions: sessionmaker[Session] = request.app.state.sessions
-    return sessions
-
-
-def _clock(request: Request) -> Callable[[], datetime]:
-    clock: Callable[[], datetime] = getattr(request.app.state, "clock", utcnow)
-    return clock
 
 
 def _zone(request: Request) -> ZoneInfo:
@@ -63,9 +54,9 @@ def _view(raw: str | None) -> View:
 
 def _page(request: Request, viewer: SignedIn, view: View, *, status: int = 200,
           notice: str = "") -> Response:
-    now = _clock(request)()
+    now = app_clock(request)()
     zone = _zone(request)
-    with transaction(_sessions(request)) as session:
+    with transaction(app_sessions(request)) as session:
         items = queue(session, view, user_actor(viewer.person.username), now, zone)
         current = version(session)
     settings = request.app.state.settings
@@ -95,7 +86,7 @@ def support(request: Request, viewer: Agent, view: str | None = None) -> Respons
 
 @router.get("/support/version")
 def support_version(request: Request, _viewer: Agent) -> Response:
-    with transaction(_sessions(request)) as session:
+    with transaction(app_sessions(request)) as session:
         return JSONResponse({"version": version(session)},
                             headers={"Cache-Control": "no-store"})
 
@@ -106,8 +97,8 @@ def _act(request: Request, viewer: SignedIn, form: Form,
     view = _view(form.get("view"))
     words = texts(viewer.person.locale)
     try:
-        with transaction(_sessions(request)) as session:
-            change(session, _actor(viewer), _clock(request)())
+        with transaction(app_sessions(request)) as session:
+            change(session, _actor(viewer), app_clock(request)())
     except TaskConflict as exc:
         holder = (exc.holder or "").removeprefix("user:")
         return _page(request, viewer, view, status=409,

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page
+from playwright.sync_api import BrowserContext, Page
 
 from lab.ringback import RingbackService
 
@@ -36,15 +36,6 @@ def create_users(svc: RingbackService, *people: tuple[str, str, str]) -> None:
     for username, role, locale in people:
         user(svc, "create", "--role", role, "--username", username, "--locale", locale,
              "--password-stdin", stdin=PASSWORD + "\n")
-
-
-@pytest.fixture
-def context(browser: Browser) -> Iterator[BrowserContext]:
-    context = browser.new_context()
-    try:
-        yield context
-    finally:
-        context.close()
 
 
 def sign_in(page: Page, svc: RingbackService, username: str, path: str = "/") -> None:

@@ -10,13 +10,13 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext
+from playwright.sync_api import BrowserContext
 
 from campaigns.models import CallbackTask, CallbackTaskStatus, JobKind, JobStatus, SurveyResponse
 from infra.db import make_engine, make_sessions, utcnow
 from lab.ringback import RingbackService
 from tests.integration.test_jobs_calls_api import make_job
-from tests.integration.test_pages_in_browser import PASSWORD, sign_in, user
+from tests.integration.test_pages_in_browser import create_users, sign_in
 
 AGENTS = ("sasha", "vera")
 WEEKS = 4  # the page's default period: this ISO week and the three before
@@ -28,10 +28,8 @@ MSK = ZoneInfo("Europe/Moscow")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RingbackService]:
     svc = RingbackService(tmp_path_factory.mktemp("report"), {"RINGBACK_DEFAULT_LOCALE": "en"})
     svc.start()
-    for username, role, locale in (("sasha", "support", "en"), ("vera", "support", "ru"),
-                                   ("mila", "marketing", "en")):
-        user(svc, "create", "--role", role, "--username", username, "--locale", locale,
-             "--password-stdin", stdin=PASSWORD + "\n")
+    create_users(svc, ("sasha", "support", "en"), ("vera", "support", "ru"),
+                 ("mila", "marketing", "en"))
     seed(svc)
     try:
         yield svc
@@ -66,15 +64,6 @@ def seed(svc: RingbackService) -> None:
                 answered_at=now - timedelta(days=n + 1)) for n in range(6))
     finally:
         engine.dispose()
-
-
-@pytest.fixture
-def context(browser: Browser) -> Iterator[BrowserContext]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    try:
-        yield context
-    finally:
-        context.close()
 
 
 def test_support_sees_the_report_with_its_charts(

@@ -30,7 +30,8 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 @pytest.fixture
 def agents(browser: Browser) -> Iterator[tuple[BrowserContext, BrowserContext]]:
-    first, second = browser.new_context(), browser.new_context()
+    first = browser.new_context(viewport={"width": 1280, "height": 900})
+    second = browser.new_context(viewport={"width": 1280, "height": 900})
     try:
         yield first, second
     finally:
