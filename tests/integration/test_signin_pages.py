@@ -31,18 +31,23 @@ def people(sessions: sessionmaker[Session]) -> People:
     return people
 
 
-def make_app(people: People, public_url: str | None = None) -> FastAPI:
+def make_app(people: People, sessions: sessionmaker[Session],
+             public_url: str | None = None) -> FastAPI:
+    """The pages over `people` and the database (the support queue reads the tasks)."""
     app = FastAPI()
     app.state.people = people
-    app.state.settings = SimpleNamespace(public_url=public_url)
+    app.state.sessions = sessions
+    app.state.settings = SimpleNamespace(public_url=public_url,
+                                         calendar_timezone="Europe/Moscow",
+                                         calling_window_hours="mon-sun 09:00-21:00")
     install_error_handlers(app)
     install_pages(app)
     return app
 
 
 @pytest.fixture
-def client(people: People) -> TestClient:
-    return TestClient(make_app(people), follow_redirects=False)
+def client(people: People, sessions: sessionmaker[Session]) -> TestClient:
+    return TestClient(make_app(people, sessions), follow_redirects=False)
 
 
 def csrf_of(html: str) -> str:
@@ -83,17 +88,23 @@ def test_sign_in_sets_a_strict_cookie_and_goes_back(client: TestClient) -> None:
     assert client.get("/support").status_code == 200
 
 
-def test_the_cookie_is_secure_over_https(people: People) -> None:
-    client = TestClient(make_app(people), base_url="https://testserver", follow_redirects=False)
+def test_the_cookie_is_secure_over_https(
+    people: People, sessions: sessionmaker[Session],
+) -> None:
+    client = TestClient(make_app(people, sessions), base_url="https://testserver",
+                        follow_redirects=False)
     answer = sign_in(client, "anna")
     cookie = next(value for value in answer.headers.get_list("set-cookie")
                   if value.startswith("rb_session="))
     assert "secure" in cookie.lower()
 
 
-def test_cookies_are_secure_when_the_public_url_is_https(people: People) -> None:
+def test_cookies_are_secure_when_the_public_url_is_https(
+    people: People, sessions: sessionmaker[Session],
+) -> None:
     """Behind a proxy that ends TLS, the request reaches ringback over http."""
-    client = TestClient(make_app(people, "https://ringback.example"), follow_redirects=False)
+    client = TestClient(make_app(people, sessions, "https://ringback.example"),
+                        follow_redirects=False)
     cookie = client.get("/signin").headers["set-cookie"]
     assert cookie.startswith("rb_csrf=") and "secure" in cookie.lower()
 
