@@ -52,10 +52,9 @@ class CallbackRules(Protocol):
 
 
 def event_handlers(
-    surveys: CallCompletedRules, warnings: Warnings, callbacks: CallbackRules | None = None
+    surveys: CallCompletedRules, warnings: Warnings, callbacks: CallbackRules
 ) -> dict[str, Handler]:
-    """What each event type we act on does. Without `callbacks`, `call.missed` and
-    `callback.requested` are recorded as seen and ignored."""
+    """What each event type we act on does."""
 
     def call_completed(session: Session, event: CallCompleted) -> object:
         return surveys.on_call_completed(session, event.data, event.id)
@@ -73,23 +72,21 @@ def event_handlers(
         return opt_out(session, client_id=event.data.client_id, phone=event.data.phone,
                        source=event.id)
 
-    handlers: dict[str, Handler] = {
+    def call_missed(session: Session, event: CallMissed) -> object:
+        return callbacks.on_call_missed(session, event.data, event.id)
+
+    def callback_requested(session: Session, event: CallbackRequested) -> object:
+        return callbacks.on_callback_requested(session, event.data, event.id)
+
+    return {
         "call.completed": call_completed,
         "balance.low": balance_low,
         "campaign.stopping": campaign_stopping,
         "balance.topped_up": topped_up,
         "client.opted_out": opted_out,
+        "call.missed": call_missed,
+        "callback.requested": callback_requested,
     }
-    if callbacks is not None:
-        def call_missed(session: Session, event: CallMissed) -> object:
-            return callbacks.on_call_missed(session, event.data, event.id)
-
-        def callback_requested(session: Session, event: CallbackRequested) -> object:
-            return callbacks.on_callback_requested(session, event.data, event.id)
-
-        handlers["call.missed"] = call_missed
-        handlers["callback.requested"] = callback_requested
-    return handlers
 
 
 class IntakeResult(StrEnum):

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigns.calendar import BusinessCalendar
+from campaigns.callback_sources import CallbackSources
 from campaigns.calling_window import CallingWindow
 from campaigns.deadlines import low_score_deadline
 from campaigns.dispatcher import Dispatcher, DispatchLimits
@@ -63,7 +64,8 @@ def purposes(surveys: Surveys) -> dict[str, CallPurpose]:
 def survey_intake(sessions: sessionmaker[Session], surveys: Surveys) -> Intake:
     """The intake as `serve` builds it, around these surveys."""
     warnings = Warnings(WarningPolicy(window=surveys.window), surveys.calendar, surveys.clock)
-    return Intake(sessions, event_handlers(surveys, warnings), default_region="RU")
+    callbacks = CallbackSources(surveys.calendar, surveys.clock)
+    return Intake(sessions, event_handlers(surveys, warnings, callbacks), default_region="RU")
 
 
 def completed(ended: datetime, *, phone: str = "+79990000001", client: str = "c-1",

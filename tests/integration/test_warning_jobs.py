@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigns.calendar import BusinessCalendar
+from campaigns.callback_sources import CallbackSources
 from campaigns.calling_window import DEFAULT_CALLING_HOURS, CallingWindow
 from campaigns.crm_check import CrmCheck, UnavailablePolicy
 from campaigns.deadlines import low_score_deadline
@@ -158,7 +159,8 @@ def make_lab(sessions: sessionmaker[Session], at: datetime,
     surveys = make_surveys(clock)
     window = CallingWindow.from_settings(CALENDAR, hours)
     warnings = Warnings(WarningPolicy(window=window, **policy), CALENDAR, clock)
-    intake = Intake(sessions, event_handlers(surveys, warnings), default_region="RU")
+    callbacks = CallbackSources(surveys.calendar, surveys.clock)
+    intake = Intake(sessions, event_handlers(surveys, warnings, callbacks), default_region="RU")
     return Lab(sessions, clock, surveys, warnings, intake)
 
 

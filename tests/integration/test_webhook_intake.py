@@ -24,6 +24,7 @@ from standardwebhooks import Webhook
 from api import webhooks
 from api.errors import install_error_handlers
 from campaigns.calendar import BusinessCalendar
+from campaigns.callback_sources import CallbackSources
 from campaigns.calling_window import CallingWindow
 from campaigns.events import CallCompletedData, parse_event
 from campaigns.intake import Intake, IntakeResult, event_handlers
@@ -68,7 +69,8 @@ def intake_around(sessions: sessionmaker[Session], rules: FakeRules) -> Intake:
     calendar = BusinessCalendar.from_settings(timezone="Europe/Moscow")
     warnings = Warnings(WarningPolicy(window=CallingWindow.from_settings(calendar)), calendar,
                         utcnow)
-    return Intake(sessions, event_handlers(rules, warnings), default_region="RU")
+    callbacks = CallbackSources(calendar, utcnow)
+    return Intake(sessions, event_handlers(rules, warnings, callbacks), default_region="RU")
 
 
 @pytest.fixture
