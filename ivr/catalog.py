@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from ivr.errors import FlowError
-from ivr.flow import Templates
+from ivr.flow import Templates, placeholders
 from ivr.session import Session
 from ivr.survey import DEFAULT_NO_INPUT_TIMEOUT_S, survey_flow, survey_session
 from ivr.warning import WARNING_PROMPTS, WARNING_TEMPLATES, WarningReason, warning_session
@@ -35,6 +35,27 @@ class CatalogEntry:
     locales: frozenset[str]
     prompt_ids: frozenset[str]  # every prompt a call of this flow may speak
     build: Builder  # (requested locale, the call's values, options) -> session
+    templates: Templates  # locale -> prompt id -> text with {placeholders}
+
+
+# Placeholders configuration fills the same way in every call: a recording may say them.
+CONFIGURED_VALUES = frozenset({"company"})
+
+
+@dataclass(frozen=True)
+class PromptText:
+    """One prompt in one locale, as configuration leaves it (overrides applied)."""
+
+    prompt_id: str
+    locale: str
+    template: str
+    flows: tuple[str, ...]
+
+    @property
+    def call_values(self) -> tuple[str, ...]:
+        """The call's own values it speaks (an amount, a date): a prompt with any stays
+        synthetic, since no recording can say every amount."""
+        return tuple(sorted(set(placeholders(self.template)) - CONFIGURED_VALUES))
 
 
 class UnknownFlow(FlowError):
@@ -77,10 +98,11 @@ def default_entries(
     """The survey and the warnings, each waiting its no-input timeout for a key."""
     survey = survey_flow()
     entries = [CatalogEntry(survey.name, survey.locales, survey.prompt_ids,
-                            _survey(survey_no_input_s))]
+                            _survey(survey_no_input_s), survey.templates)]
     for reason in WarningReason:
         entries.append(CatalogEntry(reason.flow_name, frozenset(WARNING_TEMPLATES),
-                                    WARNING_PROMPTS, _warning(reason, warning_no_input_s)))
+                                    WARNING_PROMPTS, _warning(reason, warning_no_input_s),
+                                    WARNING_TEMPLATES))
     return entries
 
 
@@ -100,6 +122,20 @@ class FlowCatalog:
     def prompt_ids(self) -> frozenset[str]:
         """Every prompt any flow may speak (what overrides may name)."""
         return frozenset().union(*(entry.prompt_ids for entry in self._entries.values()))
+
+    def prompt_texts(self) -> list[PromptText]:
+        """Every prompt of every flow in every locale, sorted by prompt id and locale; the
+        configured overrides replace the built-in texts."""
+        found: dict[tuple[str, str], tuple[str, list[str]]] = {}
+        for entry in self._entries.values():
+            for locale, texts in entry.templates.items():
+                own = self.options.overrides.get(locale, {})
+                for prompt_id, template in texts.items():
+                    flows = found.setdefault(
+                        (prompt_id, locale), (own.get(prompt_id, template), []))[1]
+                    flows.append(entry.name)
+        return [PromptText(prompt_id, locale, text, tuple(sorted(flows)))
+                for (prompt_id, locale), (text, flows) in sorted(found.items())]
 
     def entry(self, flow: str) -> CatalogEntry:
         try:

@@ -216,7 +216,7 @@ class Flow:
         overrides = overrides or {}
         self._check_overrides(overrides)
         for where, template in self._all_templates(overrides):
-            unknown = sorted(set(_PLACEHOLDER.findall(template)) - values.keys())
+            unknown = sorted(set(placeholders(template)) - values.keys())
             if unknown:
                 raise FlowError(f"{where}: no value for placeholders {unknown}")
         merged = {**self.templates[locale], **overrides.get(locale, {})}
@@ -244,6 +244,11 @@ class Flow:
 
 def _normalise(locale: str) -> str:
     return locale.strip().lower().replace("_", "-")
+
+
+def placeholders(template: str) -> list[str]:
+    """The `{name}` placeholders in `template`, in order."""
+    return _PLACEHOLDER.findall(template)
 
 
 def _fill(template: str, values: Mapping[str, str]) -> str:

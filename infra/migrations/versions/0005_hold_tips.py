@@ -1,5 +1,5 @@
 """What callers hear: uploaded audio clips, recorded voices for robot prompts, hold lines, their
-tips and the tips' play counts.
+tips and the tips' play counts. One line, "main", exists from the start.
 
 Revision ID: 0005
 Revises: 0004
@@ -7,6 +7,7 @@ Create Date: 2026-12-02
 """
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -59,6 +60,11 @@ def upgrade() -> None:
                                 name="fk_hold_lines_gap_clip_id_audio_clips"),
         sa.PrimaryKeyConstraint("name", name="pk_hold_lines"),
     )
+    lines = sa.table("hold_lines", sa.column("name"), sa.column("title"), sa.column("rotation"),
+                     sa.column("first_delay_s"), sa.column("gap_s"), sa.column("updated_at"))
+    op.bulk_insert(lines, [{"name": "main", "title": "Main line", "rotation": "order",
+                            "first_delay_s": 5.0, "gap_s": 3.0,
+                            "updated_at": datetime.now(UTC)}])
     op.create_table(
         "hold_tips",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
