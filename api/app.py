@@ -30,18 +30,24 @@ from api.pages import install_pages
 from api.passwords import Passwords
 from api.people import People
 from api.request_id import RequestIdMiddleware
+from api.state import SoundServices
 from audio.prompts import PromptCache
 from audio.tts import SpeechSynthesizer
+from campaigns.audio_clips import ClipPrompts
 from campaigns.calendar import BusinessCalendar
 from campaigns.callback_sources import CallbackSourcePolicy, CallbackSources
 from campaigns.calling_window import CallingWindow
 from campaigns.crm_check import CrmCheck
 from campaigns.dispatcher import Dispatcher, DispatchLimits, Recovered
 from campaigns.escalation import EscalationPolicy, OverdueTick
+from campaigns.hold_sounds import HoldSounds
+from campaigns.hold_stats import HoldStats
+from campaigns.hold_tips import HoldTips
 from campaigns.intake import Intake, event_handlers
 from campaigns.job_gauges import JobGauges
 from campaigns.outbox import OutboxDelivery, OutboxSummary, pending_summary
 from campaigns.prerender import Prerender
+from campaigns.prompt_recordings import PromptRecordings
 from campaigns.purpose import CallPurpose, parse_retry_delays
 from campaigns.retention import RetentionPolicy, RetentionPurge
 from campaigns.survey_policy import SurveyPolicy
@@ -371,15 +377,19 @@ async def _start(
     tasks = TaskSupervisor(lambda kind: metrics.background_errors.labels(kind).inc())
     ua: SipUserAgent | None = None
     ready: Callable[[], bool] | None = None  # an injected backend is always ready
+    prompts = PromptCache(settings.prompt_cache_dir, SpeechSynthesizer())
+    flows = build_flows(settings)
+    clips = ClipPrompts(sessions, prompts)
+    recordings = PromptRecordings(sessions, clock, flows, clips)
     if backend is None:
         ua = SipUserAgent(account_from(settings), engine_config_from(settings))
         # The API comes up at once; calls wait (the dispatcher asks `ready`) until registered.
         await ua.start(register_in_background=True)
-        prompts = PromptCache(settings.prompt_cache_dir, SpeechSynthesizer())
-        sip = SipBackend(ua, prompts, build_flows(settings),
+        sip = SipBackend(ua, prompts, flows,
                          dial_template=settings.sip_dial_template,
                          ring_timeout_s=settings.ring_timeout_s,
-                         max_hold_s=settings.max_hold_s)
+                         max_hold_s=settings.max_hold_s,
+                         recordings=recordings.for_locale)
         backend, ready = sip, sip.ready
         # Stopped by tasks.cancel_all() at shutdown, before the engine stops.
         inbound = await inbound_answer(settings, prompts)
@@ -412,6 +422,8 @@ async def _start(
     app.state.database = database
     app.state.intake = intake
     app.state.people = People(sessions, Passwords(), clock=clock)
+    app.state.sounds = SoundServices(HoldTips(sessions, clock), HoldStats(sessions, clock),
+                                     recordings, HoldSounds(prompts, clips))
     app.state.metrics_registry = registry
     app.state.metrics = metrics
     app.state.health_checks = checks

@@ -1,13 +1,18 @@
-"""What routes take from the running app: the database's sessions and the service's clock
-(tests of the edges inject their own clock as `app.state.clock`)."""
+"""What routes take from the running app: the database's sessions, the service's clock (tests of
+the edges inject their own clock as `app.state.clock`) and the services of what callers hear."""
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
+from campaigns.hold_sounds import HoldSounds
+from campaigns.hold_stats import HoldStats
+from campaigns.hold_tips import HoldTips
+from campaigns.prompt_recordings import PromptRecordings
 from infra.db import utcnow
 
 
@@ -23,3 +28,21 @@ def app_clock(request: Request) -> Callable[[], datetime]:
 
 Sessions = Annotated[sessionmaker[Session], Depends(app_sessions)]
 Clock = Annotated[Callable[[], datetime], Depends(app_clock)]
+
+
+@dataclass(frozen=True)
+class SoundServices:
+    """What callers hear, as marketing keeps it (the hold-tips and prompts API and page)."""
+
+    tips: HoldTips
+    stats: HoldStats
+    recordings: PromptRecordings
+    sounds: HoldSounds
+
+
+def app_sounds(request: Request) -> SoundServices:
+    sounds: SoundServices = request.app.state.sounds
+    return sounds
+
+
+Sounds = Annotated[SoundServices, Depends(app_sounds)]

@@ -1,15 +1,21 @@
 """Uploaded audio after conversion, kept in the database by content (see hold_models.AudioClip)."""
 
+import asyncio
 import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from audio.prompts import EncodedPrompt, PromptCache
 from audio.upload import Clip
 from campaigns.hold_errors import NotFound
 from campaigns.hold_models import AudioClip
+
+_REMEMBERED_CLIPS = 128
 
 
 @dataclass(frozen=True)
@@ -72,3 +78,29 @@ def clip_samples(session: Session, clip_id: str) -> bytes:
     if pcm is None:
         raise NotFound("clip", clip_id)
     return pcm
+
+
+class ClipPrompts:
+    """Clips ready for the line, made from the database once and remembered by id (a clip's
+    id is its content, so it never changes)."""
+
+    def __init__(self, sessions: sessionmaker[Session], prompts: PromptCache) -> None:
+        self._sessions = sessions
+        self._prompts = prompts
+        self._encoded: OrderedDict[str, EncodedPrompt] = OrderedDict()
+        self._lock = threading.Lock()
+
+    async def prompt(self, clip_id: str) -> EncodedPrompt:
+        with self._lock:
+            found = self._encoded.get(clip_id)
+        return found if found is not None else await asyncio.to_thread(self._encode, clip_id)
+
+    def _encode(self, clip_id: str) -> EncodedPrompt:
+        with self._sessions() as session:
+            pcm = clip_samples(session, clip_id)
+        prompt = self._prompts.from_clip(pcm)
+        with self._lock:
+            self._encoded[clip_id] = prompt
+            while len(self._encoded) > _REMEMBERED_CLIPS:
+                self._encoded.popitem(last=False)
+        return prompt

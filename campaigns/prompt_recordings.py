@@ -8,8 +8,6 @@ the same in every call, so a recording may say it.
 """
 
 import asyncio
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,16 +15,14 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from audio.prompts import EncodedPrompt, PromptCache
+from audio.prompts import EncodedPrompt
 from audio.upload import Clip
-from campaigns.audio_clips import ClipInfo, clip_infos, clip_samples, store_clip
+from campaigns.audio_clips import ClipInfo, ClipPrompts, clip_infos, store_clip
 from campaigns.hold_errors import NotFound, PromptHasValues
 from campaigns.hold_models import PromptRecording
 from campaigns.models import AuditEntry
 from infra.db import transaction
 from ivr.catalog import FlowCatalog, PromptText
-
-_REMEMBERED_CLIPS = 128
 
 
 @dataclass(frozen=True)
@@ -41,13 +37,11 @@ class PromptView:
 
 class PromptRecordings:
     def __init__(self, sessions: sessionmaker[Session], clock: Callable[[], datetime],
-                 catalog: FlowCatalog, prompts: PromptCache) -> None:
+                 catalog: FlowCatalog, clips: ClipPrompts) -> None:
         self._sessions = sessions
         self._clock = clock
         self._catalog = catalog
-        self._prompts = prompts
-        self._encoded: OrderedDict[str, EncodedPrompt] = OrderedDict()  # clip id -> prompt
-        self._encoded_lock = threading.Lock()
+        self._clips = clips
 
     def list(self) -> list[PromptView]:
         """Every prompt in every locale, with its recording where there is one."""
@@ -105,26 +99,8 @@ class PromptRecordings:
         recordable = {text.prompt_id for text in self._catalog.prompt_texts()
                       if text.locale == locale and not text.call_values}
         clips = await asyncio.to_thread(self._recorded, locale)
-        return {prompt_id: await self.clip_prompt(clip_id)
+        return {prompt_id: await self._clips.prompt(clip_id)
                 for prompt_id, clip_id in clips.items() if prompt_id in recordable}
-
-    async def clip_prompt(self, clip_id: str) -> EncodedPrompt:
-        """The clip ready for the line (clips never change, so it is remembered by id)."""
-        with self._encoded_lock:
-            found = self._encoded.get(clip_id)
-        if found is None:
-            found = await asyncio.to_thread(self._encode, clip_id)
-        return found
-
-    def _encode(self, clip_id: str) -> EncodedPrompt:
-        with self._sessions() as session:
-            pcm = clip_samples(session, clip_id)
-        prompt = self._prompts.from_clip(pcm)
-        with self._encoded_lock:
-            self._encoded[clip_id] = prompt
-            while len(self._encoded) > _REMEMBERED_CLIPS:
-                self._encoded.popitem(last=False)
-        return prompt
 
     def _recorded(self, locale: str) -> dict[str, str]:
         with self._sessions() as session:

@@ -1,7 +1,7 @@
 """The SIP backend: places a call with ringback's own user agent and runs an ivr flow on it."""
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from audio.prompts import EncodedPrompt, PromptCache
@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 
 MAX_CALL_S = 600.0
 
+# locale -> prompt id -> the recording a call in that locale plays instead of the prompt's speech
+Recordings = Callable[[str], Awaitable[Mapping[str, EncodedPrompt]]]
+
 
 def language_of(locale: str) -> str:
     return locale.replace("_", "-").split("-", 1)[0].lower()
@@ -35,6 +38,7 @@ class SipBackend:
         dial_template: str = "{phone}",
         ring_timeout_s: float = 30.0,
         max_hold_s: float = MAX_HOLD_S,
+        recordings: Recordings | None = None,
     ) -> None:
         """`max_hold_s`: a call the far end keeps on hold longer is hung up (`held_too_long`);
         the flow's own timers run on during a hold, and every call ends by `MAX_CALL_S`."""
@@ -44,6 +48,7 @@ class SipBackend:
         self._dial_template = dial_template
         self._ring_timeout_s = ring_timeout_s
         self._max_hold_s = max_hold_s
+        self._recordings = recordings
 
     def ready(self) -> bool:
         """Whether a call placed now can get through (the SIP registration is current)."""
@@ -90,8 +95,10 @@ class SipBackend:
             return False
 
     async def _render(self, session: Session) -> dict[str, EncodedPrompt]:
+        """Each prompt of the call: its recording where marketing uploaded one, else speech."""
         language = language_of(session.locale)
+        recorded = {} if self._recordings is None else await self._recordings(session.locale)
         return {
-            prompt_id: await self._prompts.from_text(text, language)
+            prompt_id: recorded.get(prompt_id) or await self._prompts.from_text(text, language)
             for prompt_id, text in session.texts.items()
         }
