@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 from audio.wav import Pcm
 
 TARGET_RATE = 8000
+FULL_SCALE = 32768.0  # float samples of magnitude 1.0 are this on the 16-bit scale
 
 
 def to_8k(pcm: Pcm) -> NDArray[np.int16]:

@@ -34,7 +34,7 @@ from numpy.typing import NDArray
 
 from audio.errors import UploadRefused
 from audio.loudness import Normalisation, apply_gain, loudness_lufs, plan
-from audio.resample import TARGET_RATE, resample_to_8k, to_int16
+from audio.resample import FULL_SCALE, TARGET_RATE, resample_to_8k, to_int16
 from audio.wav import data_chunk_size
 
 # Extension -> the libsndfile major formats a file with that name may hold.
@@ -47,7 +47,6 @@ ACCEPTED = {
 }
 SILENCE_DBFS = -50.0  # a recording whose peak stays below this has nothing to hear in it
 
-_FULL_SCALE = 32768.0
 _BLOCK_FRAMES = 1 << 16
 _LENGTH_TOLERANCE_S = 0.1  # an MP3 decoder may drop the encoder's padding frames
 _UNKNOWN_SIZE = 0xFFFFFFFF
@@ -165,7 +164,7 @@ def to_line(mono: NDArray[np.float64], rate: int) -> tuple[NDArray[np.int16], No
     """
     at_8k = resample_to_8k(mono, rate)
     normalisation = plan(loudness_lufs(mono, rate), float(np.abs(at_8k).max(initial=0.0)))
-    return to_int16(apply_gain(at_8k, normalisation.gain_db) * _FULL_SCALE), normalisation
+    return to_int16(apply_gain(at_8k, normalisation.gain_db) * FULL_SCALE), normalisation
 
 
 def _check_format(sound: soundfile.SoundFile, extension: str) -> None:
