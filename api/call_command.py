@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from audio.prompts import EncodedPrompt, PromptCache
-from audio.tts import SpeechSynthesizer
+from audio.speech import voices_from_config
 from infra.settings import Settings
 from telephony.sip.config import EngineConfig, SipAccount
 from telephony.sip.stack import dial_target
@@ -65,6 +65,13 @@ def engine_config_from(settings: Settings) -> EngineConfig:
     )
 
 
+def build_prompts(settings: Settings) -> PromptCache:
+    """The prompt cache every part of ringback renders through: espeak-ng at the configured
+    rate, files under the settings' prompt cache directory."""
+    return PromptCache(settings.prompt_cache_dir,
+                       voices_from_config({}, default_rate_wpm=settings.tts_rate_wpm))
+
+
 def dial_string(settings: Settings, target: str) -> str:
     """A `tel:` target (RFC 3966) is dialled as the service dials phone numbers: its number
     through the dial template; anything else goes to the engine as given."""
@@ -75,12 +82,12 @@ def dial_string(settings: Settings, target: str) -> str:
 
 async def prepare_prompt(settings: Settings, request: TestCallRequest) -> EncodedPrompt | None:
     """Render or load the prompt before dialing: nobody waits for synthesis on the line."""
-    cache = PromptCache(settings.prompt_cache_dir, SpeechSynthesizer())
+    cache = build_prompts(settings)
     if request.play is not None:
         return cache.from_wav(request.play)
     if request.say:
         language = request.language or settings.tts_language
-        return await cache.from_text(request.say, language, rate_wpm=settings.tts_rate_wpm)
+        return await cache.from_text(request.say, language)
     return None
 
 
