@@ -216,6 +216,26 @@ class Services:
             return pending_summary(session)
 
 
+@dataclass(frozen=True)
+class HoldParts:
+    """What the hold lines are made of: the prompt cache, clips, tips, play counts, sounds."""
+
+    prompts: PromptCache
+    clips: ClipPrompts
+    tips: HoldTips
+    stats: HoldStats
+    sounds: HoldSounds
+
+
+def build_hold_parts(settings: Settings, sessions: sessionmaker[Session],
+                     clock: Callable[[], datetime]) -> HoldParts:
+    """The hold services as the app and `ringback hold ...` both build them."""
+    prompts = build_prompts(settings)
+    clips = ClipPrompts(sessions, prompts)
+    return HoldParts(prompts, clips, HoldTips(sessions, clock), HoldStats(sessions, clock),
+                     HoldSounds(prompts, clips))
+
+
 def build_calendar(settings: Settings) -> BusinessCalendar:
     return BusinessCalendar.from_settings(
         timezone=settings.calendar_timezone,
@@ -376,9 +396,9 @@ async def _start(
     tasks = TaskSupervisor(lambda kind: metrics.background_errors.labels(kind).inc())
     ua: SipUserAgent | None = None
     ready: Callable[[], bool] | None = None  # an injected backend is always ready
-    prompts = build_prompts(settings)
+    hold = build_hold_parts(settings, sessions, clock)
+    prompts, clips = hold.prompts, hold.clips
     flows = build_flows(settings)
-    clips = ClipPrompts(sessions, prompts)
     recordings = PromptRecordings(sessions, clock, flows, clips)
     if backend is None:
         ua = SipUserAgent(account_from(settings), engine_config_from(settings))
@@ -421,8 +441,7 @@ async def _start(
     app.state.database = database
     app.state.intake = intake
     app.state.people = People(sessions, Passwords(), clock=clock)
-    app.state.sounds = SoundServices(HoldTips(sessions, clock), HoldStats(sessions, clock),
-                                     recordings, HoldSounds(prompts, clips))
+    app.state.sounds = SoundServices(hold.tips, hold.stats, recordings, hold.sounds)
     app.state.metrics_registry = registry
     app.state.metrics = metrics
     app.state.health_checks = checks

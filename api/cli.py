@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.app import build_retention, create_app
 from api.call_command import TestCallRequest, run_test_call
 from api.config_check import check_settings, load_settings, mask_url, render
+from api.hold_cli import add_hold_parser, hold
 from api.http_server import KEEP_ALIVE_S, HttpServer, max_connections
 from api.passwords import Passwords, WeakPassword, check_strength
 from api.people import CLI_ACTOR, LOCALES, People, PeopleError
@@ -87,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     revoke.add_argument("id", type=int, help="the token's id (see `ringback token list`)")
 
     _user_parser(commands)
+    add_hold_parser(commands)
 
     config = commands.add_parser("config", help="the settings")
     config_commands = config.add_subparsers(dest="config_command", required=True)
@@ -416,7 +418,7 @@ def _call(args: argparse.Namespace, settings: Settings) -> int:
 
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
-    "call": _call, "db": _db, "serve": _serve, "token": _token, "user": _user,
+    "call": _call, "db": _db, "serve": _serve, "token": _token, "user": _user, "hold": hold,
 }
 
 if __name__ == "__main__":
