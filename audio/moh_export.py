@@ -9,7 +9,8 @@ play with the least translation by extension. Names sort (alphabetically) in pla
 
 Writing (`write_folder`):
 - only what changed is written: a file whose content is already there is left alone (its mtime
-  and inode too), so Asterisk and backups see no churn;
+  and inode too), so Asterisk and backups see no churn; one whose number moved (a tip added or
+  removed before it) is renamed, not written again;
 - files of ours that are no longer in the round are removed; any other file is never touched
   (ours: `NNN-tip-ID-SLUG.ext` and `NNN-gap.ext` with ext wav/ulaw/alaw, and our temporaries);
 - each file is written to a temporary `ringback-tmp-XXXXXXXX` in the same folder (no dot: never a
@@ -58,6 +59,7 @@ class Item:
 @dataclass(frozen=True)
 class Changes:
     write: tuple[str, ...]
+    rename: tuple[tuple[str, str], ...]  # (old, new): the content is there under an old name
     unchanged: tuple[str, ...]
     remove: tuple[str, ...]
 
@@ -65,6 +67,7 @@ class Changes:
 @dataclass(frozen=True)
 class ExportReport:
     written: list[str] = field(default_factory=list)
+    renamed: list[str] = field(default_factory=list)  # the new names
     unchanged: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
 
@@ -107,11 +110,26 @@ def item_files(item: Item) -> dict[str, bytes]:
 
 
 def plan_changes(wanted: Mapping[str, bytes], present: Mapping[str, bytes]) -> Changes:
-    """What to write, leave and remove, given the wanted files and those of ours present."""
-    write = sorted(name for name, data in wanted.items() if present.get(name) != data)
+    """What to write, rename, leave and remove, given the wanted files and those of ours present.
+
+    A wanted file whose content is present under a name no longer wanted (the round got shorter
+    or longer before it, so its number moved) is renamed rather than written again."""
     unchanged = sorted(name for name, data in wanted.items() if present.get(name) == data)
-    remove = sorted(name for name in present if name not in wanted)
-    return Changes(tuple(write), tuple(unchanged), tuple(remove))
+    missing = sorted(name for name, data in wanted.items() if present.get(name) != data)
+    spare: dict[bytes, list[str]] = {}
+    for name in sorted(present):
+        if name not in wanted:
+            spare.setdefault(present[name], []).append(name)
+    write, rename = [], []
+    for name in missing:
+        sources = spare.get(wanted[name])
+        if sources:
+            rename.append((sources.pop(0), name))
+        else:
+            write.append(name)
+    renamed_away = {old for old, _ in rename}
+    remove = sorted(name for name in present if name not in wanted and name not in renamed_away)
+    return Changes(tuple(write), tuple(rename), tuple(unchanged), tuple(remove))
 
 
 def write_folder(directory: Path, items: Sequence[Item]) -> ExportReport:
@@ -123,12 +141,15 @@ def write_folder(directory: Path, items: Sequence[Item]) -> ExportReport:
     present = {entry.name: Path(entry.path).read_bytes() for entry in os.scandir(directory)
                if entry.is_file(follow_symlinks=False) and is_ours(entry.name)}
     changes = plan_changes(wanted, present)
+    for old, new in changes.rename:
+        os.replace(directory / old, directory / new)
     for name in changes.write:
         _write_atomically(directory, name, wanted[name])
     for name in changes.remove:
         (directory / name).unlink(missing_ok=True)
     _sync_directory(directory)
-    return ExportReport(list(changes.write), list(changes.unchanged),
+    return ExportReport(list(changes.write), [new for _, new in changes.rename],
+                        list(changes.unchanged),
                         [name for name in changes.remove if not _TEMP.fullmatch(name)])
 
 
