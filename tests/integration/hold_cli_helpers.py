@@ -72,6 +72,6 @@ def workspace(tmp_path: Path) -> Workspace:
                           capture_output=True, text=True, timeout=120, check=False,
                           cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    settings = Settings(data_dir=data_dir, _env_file=None)  # type: ignore[call-arg]
+    settings = Settings(data_dir=data_dir, _env_file=None)
     engine = make_engine(settings.database)
     return Workspace(data_dir, build_hold_parts(settings, make_sessions(engine), utcnow), engine)

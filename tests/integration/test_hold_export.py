@@ -46,7 +46,7 @@ def check_wav(data: bytes) -> int:
     data_id, data_size = struct.unpack("<4sI", data[36:44])
     assert data_id == b"data"
     assert data_size == len(data) - 44 and data_size % 2 == 0 and data_size > 0
-    return data_size // 2
+    return int(data_size) // 2
 
 
 def export(ws: Workspace, folder: Path) -> dict[str, object]:

@@ -4,10 +4,12 @@ cross-correlation."""
 
 from __future__ import annotations
 
+import io
 import signal
 import threading
 import time
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -107,7 +109,7 @@ def assert_rotation(found: list[tuple[int, int]], order: list[int],
     ids = [tip_id for _, tip_id in found]
     start = order.index(ids[0])
     assert ids == [order[(start + i) % len(order)] for i in range(len(ids))], ids
-    for (offset, tip_id), (following, _) in zip(found, found[1:], strict=False):
+    for (offset, tip_id), (following, _) in pairwise(found):
         gap_s = (following - offset - lengths[tip_id]) / RATE
         assert GAP_S - 0.001 <= gap_s <= GAP_S + 0.1, gap_s
 
@@ -189,14 +191,15 @@ def test_closed_pipe_ends_the_stream_quietly(ws: Workspace, tmp_path: Path) -> N
     ws.tip("Hours", TEXTS["Hours"])
     stderr = tmp_path / "stream.err"
     process = ws.popen("hold", "stream", "--line", "main", stderr=stderr)
+    stdout = process.stdout
+    assert isinstance(stdout, io.BufferedReader)
     try:
         reader_data = b""
         deadline = time.monotonic() + START_TIMEOUT_S
         while len(reader_data) < 2 * RATE * 2:  # two seconds of audio
             assert time.monotonic() < deadline
-            assert process.stdout is not None
-            reader_data += process.stdout.read1(65536)
-        process.stdout.close()
+            reader_data += stdout.read1(65536)
+        stdout.close()
         closed = time.monotonic()
         code = process.wait(timeout=5)
         took = time.monotonic() - closed
