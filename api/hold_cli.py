@@ -107,7 +107,9 @@ def _export(program: HoldProgram, line: str, directory: Path) -> int:
                       "tips": [tip.tip_id for tip in tips],
                       "written": len(report.written), "renamed": len(report.renamed),
                       "unchanged": len(report.unchanged),
-                      "removed": len(report.removed)}, ensure_ascii=False))
+                      "removed": len(report.removed),
+                      "changed": bool(report.written or report.renamed or report.removed)},
+                     ensure_ascii=False))
     return 0
 
 

@@ -117,6 +117,7 @@ def test_weight_rotation_exports_one_deterministic_round(ws: Workspace, tmp_path
     again = export(ws, folder)
     assert again["tips"] == summary["tips"]
     assert (again["written"], again["unchanged"], again["removed"]) == (0, 9, 0)
+    assert again["changed"] is False and summary["changed"] is True
 
 
 def test_reexport_rewrites_only_the_edited_tip(ws: Workspace, tmp_path: Path) -> None:
