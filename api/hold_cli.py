@@ -18,10 +18,12 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import FrameType
 from zoneinfo import ZoneInfo
+
+from sqlalchemy.exc import OperationalError
 
 from api.app import HoldParts, build_hold_parts
 from audio.moh_export import TipAudio, plan_items, write_folder
@@ -62,21 +64,31 @@ def _error(code: str, message: str) -> int:
 
 
 def hold(args: argparse.Namespace, settings: Settings) -> int:
+    streaming = args.hold_command == "stream"
     try:
-        with _hold_parts(settings) as parts:
+        with _hold_parts(settings, streaming) as parts:
             program = HoldProgram(parts.tips, parts.sounds, ZoneInfo(settings.calendar_timezone),
                                   utcnow)
-            if args.hold_command == "export":
-                return _export(program, args.line, args.directory)
-            return _stream(program, parts, args.line, StreamFormat(args.format))
+            if streaming:
+                return _stream(program, parts, args.line, StreamFormat(args.format))
+            return _export(program, args.line, args.directory)
     except NotFound as exc:
         return _error(exc.code, str(exc))
 
 
 @contextmanager
-def _hold_parts(settings: Settings) -> Iterator[HoldParts]:
+def _hold_parts(settings: Settings, streaming: bool) -> Iterator[HoldParts]:
+    """The hold services on the database. A stream starts even when the database cannot be
+    reached (it plays silence and keeps trying); an export, or a database of the wrong schema,
+    is refused at once."""
     url = settings.database
-    check_up_to_date(url)
+    try:
+        check_up_to_date(url)
+    except OperationalError as exc:
+        if not streaming:
+            raise
+        log.warning("the database cannot be reached (%s): streaming silence until it can",
+                    type(exc.orig or exc).__name__)
     engine = make_engine(url)
     try:
         yield build_hold_parts(settings, make_sessions(engine), utcnow)
@@ -116,7 +128,8 @@ def _export(program: HoldProgram, line: str, directory: Path) -> int:
 # -- stream -------------------------------------------------------------------------------------
 
 def _stream(program: HoldProgram, parts: HoldParts, line: str, fmt: StreamFormat) -> int:
-    parts.tips.line(line)  # an unknown line is an operator's mistake: say so, do not stream
+    with suppress(OperationalError):  # unreachable: said above; the stream keeps trying
+        parts.tips.line(line)  # an unknown line is an operator's mistake: say so, do not stream
     stop = threading.Event()
     audio_fd = _take_stdout()
     previous = {number: signal.signal(number, _stopper(stop)) for number in STOP_SIGNALS}

@@ -170,7 +170,12 @@ def play(stream: HoldStream, fmt: StreamFormat, sink: Sink, stop: threading.Even
     silence = encode(bytes(FRAME_BYTES), fmt)
 
     def choose() -> None:
-        ready.put(stream.next_segments())
+        try:
+            segments = stream.next_segments()
+        except Exception:  # a bug, not the database (next_segments keeps to what it has)
+            log.exception("hold stream: choosing the next tip failed; a gap of silence instead")
+            segments = [Segment(silence_pcm16(IDLE_GAP_S))]
+        ready.put(segments)
 
     while not stop.is_set():
         if not pending and len(queued) * FRAME_S < PREFETCH_S:
