@@ -16,7 +16,7 @@ import os
 import select
 import signal
 import sys
-import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -130,9 +130,9 @@ def _export(program: HoldProgram, line: str, directory: Path) -> int:
 def _stream(program: HoldProgram, parts: HoldParts, line: str, fmt: StreamFormat) -> int:
     with suppress(OperationalError):  # unreachable: said above; the stream keeps trying
         parts.tips.line(line)  # an unknown line is an operator's mistake: say so, do not stream
-    stop = threading.Event()
+    stop = SignalStop()
     audio_fd = _take_stdout()
-    previous = {number: signal.signal(number, _stopper(stop)) for number in STOP_SIGNALS}
+    previous = {number: signal.signal(number, stop.handle) for number in STOP_SIGNALS}
     stream = HoldStream(program, parts.stats, line)
     log.info("hold stream %s: %s on stdout", line, fmt.value)
     try:
@@ -147,7 +147,7 @@ def _stream(program: HoldProgram, parts: HoldParts, line: str, fmt: StreamFormat
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
-    log.info("hold stream %s: stopped", line)
+    log.info("hold stream %s: stopped%s", line, stop.since())
     _exit_now()
     return 0  # not reached
 
@@ -160,10 +160,29 @@ def _exit_now() -> None:
     os._exit(0)
 
 
-def _stopper(stop: threading.Event) -> Callable[[int, FrameType | None], None]:
-    def handle(_number: int, _frame: FrameType | None) -> None:
-        stop.set()
-    return handle
+class SignalStop:
+    """Set by a signal handler. Not a `threading.Event`: its `set` takes a lock, which a handler
+    running in the main thread while that thread holds the lock (inside `Event.wait`) would
+    wait for forever. A plain attribute write is safe anywhere; waits are short sleeps."""
+
+    def __init__(self) -> None:
+        self._at: float | None = None
+
+    def handle(self, _number: int, _frame: FrameType | None) -> None:
+        if self._at is None:
+            self._at = time.monotonic()
+
+    def is_set(self) -> bool:
+        return self._at is not None
+
+    def wait(self, timeout: float) -> bool:
+        if self._at is None:
+            time.sleep(timeout)
+        return self._at is not None
+
+    def since(self) -> str:
+        return "" if self._at is None else \
+            f" {1000 * (time.monotonic() - self._at):.0f} ms after the signal"
 
 
 def _take_stdout() -> int:
@@ -183,7 +202,7 @@ def _to_devnull(fd: int) -> None:
     os.close(devnull)
 
 
-def _fd_sink(fd: int, stop: threading.Event) -> Callable[[bytes], bool]:
+def _fd_sink(fd: int, stop: SignalStop) -> Callable[[bytes], bool]:
     """Writes a frame whole, waiting for room in slices so a stop is seen while the reader is
     slow; raises BrokenPipeError when the reader is gone."""
     def write(frame: bytes) -> bool:

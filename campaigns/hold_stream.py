@@ -33,6 +33,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Protocol
 
 from audio.raw_stream import (
     FRAME_BYTES,
@@ -154,11 +155,19 @@ class _Worker:
                 log.exception("hold stream worker job failed")
 
 
+class Stop(Protocol):
+    """When to stop: `threading.Event` has this shape, and so has the CLI's signal flag."""
+
+    def is_set(self) -> bool: ...
+
+    def wait(self, timeout: float) -> object: ...
+
+
 Sink = Callable[[bytes], bool]
 """Writes one frame; False when it gave up because the stream is stopping."""
 
 
-def play(stream: HoldStream, fmt: StreamFormat, sink: Sink, stop: threading.Event,
+def play(stream: HoldStream, fmt: StreamFormat, sink: Sink, stop: Stop,
          clock: Callable[[], float] = time.monotonic, pacer: Pacer | None = None) -> None:
     """Write the line's audio to `sink` in real time until `stop` is set. The sink's errors
     (a closed pipe) end it by propagating."""
