@@ -104,8 +104,9 @@ class PromptRecordings:
 
     def _recorded(self, locale: str) -> dict[str, str]:
         with self._sessions() as session:
+            # .all(): dict() of a Result would take it for a mapping (it has .keys())
             return dict(session.execute(select(PromptRecording.prompt_id, PromptRecording.clip_id)
-                                        .where(PromptRecording.locale == locale)).tuples())
+                                        .where(PromptRecording.locale == locale)).tuples().all())
 
 
 def _audit(session: Session, now: datetime, actor: str, action: str, prompt_id: str,
