@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.app import build_retention, create_app
 from api.call_command import TestCallRequest, run_test_call
 from api.config_check import check_settings, load_settings, mask_url, render
-from api.hold_cli import add_hold_parser, hold
+from api.hold_cli import HoldRefused, add_hold_parser, hold
 from api.http_server import KEEP_ALIVE_S, HttpServer, max_connections
 from api.passwords import Passwords, WeakPassword, check_strength
 from api.people import CLI_ACTOR, LOCALES, People, PeopleError
@@ -214,6 +214,13 @@ def _user(args: argparse.Namespace, settings: Settings) -> int:
         return _error("weak-password", str(exc))
     except PasswordUnavailable as exc:
         return _error("password-required", str(exc))
+
+
+def _hold(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        return hold(args, settings)
+    except HoldRefused as exc:
+        return _error(exc.code, exc.message)
 
 
 class PasswordUnavailable(Exception):
@@ -418,7 +425,7 @@ def _call(args: argparse.Namespace, settings: Settings) -> int:
 
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
-    "call": _call, "db": _db, "serve": _serve, "token": _token, "user": _user, "hold": hold,
+    "call": _call, "db": _db, "serve": _serve, "token": _token, "user": _user, "hold": _hold,
 }
 
 if __name__ == "__main__":

@@ -37,7 +37,6 @@ from infra.settings import Settings
 
 log = logging.getLogger(__name__)
 
-EXIT_USAGE = 2
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 
 
@@ -57,10 +56,13 @@ def add_hold_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParse
                         help="slin: signed 16-bit little-endian (default); ulaw: raw G.711 mu-law")
 
 
-def _error(code: str, message: str) -> int:
-    print(json.dumps({"error": {"code": code, "message": message}}, ensure_ascii=False),
-          file=sys.stderr)
-    return EXIT_USAGE
+class HoldRefused(Exception):
+    """The command cannot do what was asked; `ringback` prints it as its one JSON error line."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 def hold(args: argparse.Namespace, settings: Settings) -> int:
@@ -73,7 +75,7 @@ def hold(args: argparse.Namespace, settings: Settings) -> int:
                 return _stream(program, parts, args.line, StreamFormat(args.format))
             return _export(program, args.line, args.directory)
     except NotFound as exc:
-        return _error(exc.code, str(exc))
+        raise HoldRefused(exc.code, exc.message) from None
 
 
 @contextmanager
@@ -107,7 +109,7 @@ def _export(program: HoldProgram, line: str, directory: Path) -> int:
     try:
         report = write_folder(directory, plan_items(tips, gap))
     except OSError as exc:
-        return _error("export-failed", f"{directory}: {exc.strerror or exc}")
+        raise HoldRefused("export-failed", f"{directory}: {exc.strerror or exc}") from None
     print(f"; music on hold for ringback line {line!r}: add to musiconhold.conf "
           "(FreePBX: musiconhold_custom.conf), then: asterisk -rx 'moh reload'")
     print(f"[ringback-{line}]")
