@@ -32,7 +32,7 @@ from api.people import People
 from api.request_id import RequestIdMiddleware
 from api.state import SoundServices
 from audio.prompts import PromptCache
-from audio.tts import SpeechSynthesizer
+from audio.speech import voices_from_config
 from campaigns.audio_clips import ClipPrompts
 from campaigns.calendar import BusinessCalendar
 from campaigns.callback_sources import CallbackSourcePolicy, CallbackSources
@@ -377,7 +377,10 @@ async def _start(
     tasks = TaskSupervisor(lambda kind: metrics.background_errors.labels(kind).inc())
     ua: SipUserAgent | None = None
     ready: Callable[[], bool] | None = None  # an injected backend is always ready
-    prompts = PromptCache(settings.prompt_cache_dir, SpeechSynthesizer())
+    prompts = PromptCache(
+        settings.prompt_cache_dir,
+        voices_from_config({}, default_rate_wpm=settings.tts_rate_wpm),
+    )
     flows = build_flows(settings)
     clips = ClipPrompts(sessions, prompts)
     recordings = PromptRecordings(sessions, clock, flows, clips)
