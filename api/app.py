@@ -24,6 +24,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from api import callback_tasks, health, jobs, openapi, outbox_status, warning_report, webhooks
 from api.call_command import account_from, engine_config_from
 from api.callback_report import router as callback_report_router
+from api.hold_tips import router as hold_tips_router
+from api.prompts import router as prompts_router
 from api.errors import install_error_handlers
 from api.page_headers import PageHeadersMiddleware
 from api.pages import install_pages
@@ -332,6 +334,8 @@ def create_app(
     app.include_router(jobs.router)
     app.include_router(warning_report.router)
     app.include_router(callback_report_router)
+    app.include_router(hold_tips_router)
+    app.include_router(prompts_router)
     install_pages(app)
     return app
 

@@ -17,6 +17,8 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from audio.upload import Clip
+from campaigns.audio_clips import ClipInfo, clip_info, store_clip
 from campaigns.hold_errors import InvalidSound, NotFound, StaleEdit
 from campaigns.hold_models import AudioClip, HoldLine, HoldTip, HoldTipLine, HoldTipStat
 from campaigns.models import AuditEntry
@@ -160,6 +162,21 @@ class HoldTips:
             _audit(session, self._clock(), actor, "hold_line.save", f"hold_line:{line.name}",
                    _changes(before, _line_fields(saved)))
             return saved
+
+    # -- clips (recorded tips, music beds) -------------------------------------------------
+
+    def store_clip(self, actor: str, clip: Clip, name: str) -> ClipInfo:
+        """Keep an upload for tips and lines to use (the same sound twice is kept once)."""
+        now = self._clock()
+        with transaction(self._sessions) as session:
+            info = store_clip(session, clip, name, actor, now)
+            _audit(session, now, actor, "audio_clip.upload", f"audio_clip:{info.id}",
+                   {"file": name, "duration_s": info.duration_s})
+            return info
+
+    def clip(self, clip_id: str) -> ClipInfo:
+        with self._sessions() as session:
+            return clip_info(session, clip_id)
 
     # -- tips ---------------------------------------------------------------------------------
 

@@ -58,14 +58,23 @@ class PromptRecordings:
                 return view
         raise NotFound("prompt", f"{prompt_id} ({locale})")
 
+    def spoken(self, prompt_id: str, locale: str) -> tuple[PromptView, str]:
+        """The prompt and the words its speech says (the company's name filled in as a call
+        fills it); `PromptHasValues` for a prompt that speaks a call's own values, whose words
+        differ from call to call."""
+        view = self.get(prompt_id, locale)
+        if view.text.call_values:
+            raise _has_values(view.text)
+        options = self._catalog.options
+        company = options.company_spoken.get(locale, options.company)
+        return view, view.text.template.replace("{company}", company)
+
     def record(self, actor: str, prompt_id: str, locale: str, clip: Clip, name: str
                ) -> PromptView:
         """Play `clip` for the prompt from now on (it replaces an earlier recording)."""
         text = self.get(prompt_id, locale).text
         if text.call_values:
-            raise PromptHasValues(
-                f"{prompt_id} speaks the call's own {', '.join(text.call_values)}: it stays "
-                "synthetic, so a recording of it cannot be used")
+            raise _has_values(text)
         now = self._clock()
         with transaction(self._sessions) as session:
             info = store_clip(session, clip, name, actor, now)
@@ -106,6 +115,12 @@ class PromptRecordings:
         with self._sessions() as session:
             return dict(session.execute(select(PromptRecording.prompt_id, PromptRecording.clip_id)
                                         .where(PromptRecording.locale == locale)).tuples())
+
+
+def _has_values(text: PromptText) -> PromptHasValues:
+    return PromptHasValues(
+        f"{text.prompt_id} speaks the call's own {', '.join(text.call_values)}: it stays "
+        "synthetic, so a recording of it cannot be used")
 
 
 def _audit(session: Session, now: datetime, actor: str, action: str, prompt_id: str,
