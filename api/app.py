@@ -24,13 +24,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from api import callback_tasks, health, jobs, openapi, outbox_status, warning_report, webhooks
 from api.call_command import account_from, engine_config_from
 from api.callback_report import router as callback_report_router
-from api.hold_tips import router as hold_tips_router
-from api.prompts import router as prompts_router
 from api.errors import install_error_handlers
+from api.hold_tips import router as hold_tips_router
 from api.page_headers import PageHeadersMiddleware
 from api.pages import install_pages
 from api.passwords import Passwords
 from api.people import People
+from api.prompts import router as prompts_router
 from api.request_id import RequestIdMiddleware
 from api.state import SoundServices
 from audio.prompts import PromptCache
