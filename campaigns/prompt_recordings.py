@@ -113,8 +113,9 @@ class PromptRecordings:
 
     def _recorded(self, locale: str) -> dict[str, str]:
         with self._sessions() as session:
+            # `.all()`: a Result has `keys()` (its column names), so dict(result) misreads it.
             return dict(session.execute(select(PromptRecording.prompt_id, PromptRecording.clip_id)
-                                        .where(PromptRecording.locale == locale)).tuples())
+                                        .where(PromptRecording.locale == locale)).tuples().all())
 
 
 def _has_values(text: PromptText) -> PromptHasValues:
