@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import callback_tasks, health, jobs, openapi, outbox_status, warning_report, webhooks
-from api.call_command import account_from, engine_config_from
+from api.call_command import account_from, engine_config_from, speech_from
 from api.callback_report import router as callback_report_router
 from api.errors import install_error_handlers
 from api.page_headers import PageHeadersMiddleware
@@ -31,7 +31,6 @@ from api.passwords import Passwords
 from api.people import People
 from api.request_id import RequestIdMiddleware
 from audio.prompts import PromptCache
-from audio.tts import SpeechSynthesizer
 from campaigns.calendar import BusinessCalendar
 from campaigns.callback_sources import CallbackSourcePolicy, CallbackSources
 from campaigns.calling_window import CallingWindow
@@ -375,7 +374,7 @@ async def _start(
         ua = SipUserAgent(account_from(settings), engine_config_from(settings))
         # The API comes up at once; calls wait (the dispatcher asks `ready`) until registered.
         await ua.start(register_in_background=True)
-        prompts = PromptCache(settings.prompt_cache_dir, SpeechSynthesizer())
+        prompts = PromptCache(settings.prompt_cache_dir, speech_from(settings))
         sip = SipBackend(ua, prompts, build_flows(settings),
                          dial_template=settings.sip_dial_template,
                          ring_timeout_s=settings.ring_timeout_s,
