@@ -15,6 +15,7 @@ from audio.upload import Clip, UploadLimits, decode_upload
 from audio.wav import wav_bytes
 
 FREQUENCY = 440.0
+DEFAULT_LIMITS = UploadLimits()
 
 
 def tone(seconds: float, rate: int, channels: int = 1, dbfs: float = -20.0) -> NDArray[np.float64]:
@@ -33,7 +34,7 @@ def samples_of(clip: Clip) -> NDArray[np.float64]:
     return np.frombuffer(clip.pcm16, dtype="<i2").astype(np.float64) / 32768
 
 
-def refusal(data: bytes, filename: str, limits: UploadLimits = UploadLimits()) -> UploadRefused:
+def refusal(data: bytes, filename: str, limits: UploadLimits = DEFAULT_LIMITS) -> UploadRefused:
     with pytest.raises(UploadRefused) as caught:
         decode_upload(data, filename, limits)
     assert caught.value.message  # a sentence for people, not empty
@@ -78,6 +79,7 @@ def test_accepted_and_converted(
 
     out = samples_of(clip)
     assert clip.loudness_lufs == pytest.approx(-23.8, abs=0.5)  # -20 dBFS peak, 440 Hz sine
+    assert clip.loudness_lufs is not None
     assert clip.gain_db == pytest.approx(TARGET_LUFS - clip.loudness_lufs)  # not peak-limited
     assert loudness_lufs(out, 8000) == pytest.approx(TARGET_LUFS, abs=1.0)
     assert 20 * np.log10(np.abs(out).max()) <= PEAK_CEILING_DBFS
@@ -139,7 +141,8 @@ def test_a_wav_whose_header_cannot_say_its_size_is_taken_as_it_is() -> None:
 
 
 @pytest.mark.parametrize(
-    "content", [b"Dear customer,\nthis is not a recording.\n" * 20, b"\x89PNG\r\n\x1a\n" + bytes(200)]
+    "content",
+    [b"Dear customer,\nthis is not a recording.\n" * 20, b"\x89PNG\r\n\x1a\n" + bytes(200)],
 )
 def test_something_else_named_wav_is_unreadable(content: bytes) -> None:
     refused = refusal(content, "tip.wav")
