@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 import pytest
 
+from api.config_check import check_settings
 from audio.errors import SpeechError
 from audio.speech import (
     CommandEngine,
@@ -159,3 +160,16 @@ def test_bad_voice_config_is_a_value_error_saying_what_is_wrong(
 def test_a_bad_default_rate_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="default speech rate"):
         voices_from_config({}, default_rate_wpm=20)
+
+
+def test_the_setting_is_json_checked_by_config_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RINGBACK_TTS_VOICES", '{"ru": {"voice": "ru", "rate_wpm": 150}}')
+    assert check_settings().problems == []
+    monkeypatch.setenv("RINGBACK_TTS_VOICES", '{"ru": {"engine": "festival"}}')
+    assert [str(problem) for problem in check_settings().problems] == [
+        "RINGBACK_TTS_VOICES, RINGBACK_TTS_RATE_WPM: speech voice for 'ru': "
+        "\"engine\" must be \"espeak\" or \"command\", not 'festival'"
+    ]
+    monkeypatch.setenv("RINGBACK_TTS_VOICES", "{ru: 1}")
+    (problem,) = check_settings().problems
+    assert "RINGBACK_TTS_VOICES" in str(problem) and "not valid JSON" in str(problem)
