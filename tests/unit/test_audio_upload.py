@@ -129,6 +129,12 @@ def test_a_file_cut_short_is_refused_as_truncated(filename: str, fmt: str, subty
     assert refusal(data[: int(len(data) * 0.6)], filename).code == "audio-truncated"
 
 
+def test_an_ogg_cut_between_two_pages_is_refused_as_truncated() -> None:
+    data = encoded(tone(2.0, 44100), 44100, "OGG", "VORBIS")
+    page_boundary = data.index(b"OggS", len(data) // 2)
+    assert refusal(data[:page_boundary], "tip.ogg").code == "audio-truncated"
+
+
 def test_an_mp3_cut_short_is_refused_as_truncated() -> None:
     data = mp3_or_skip(tone(2.0, 44100), 44100)
     assert refusal(data[: len(data) // 2], "tip.mp3").code == "audio-truncated"

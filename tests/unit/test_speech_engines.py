@@ -3,6 +3,7 @@
 
 import time
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -173,3 +174,12 @@ def test_the_setting_is_json_checked_by_config_check(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("RINGBACK_TTS_VOICES", "{ru: 1}")
     (problem,) = check_settings().problems
     assert "RINGBACK_TTS_VOICES" in str(problem) and "not valid JSON" in str(problem)
+
+
+def test_a_timeout_kills_the_programs_children_too(tmp_path: Path) -> None:
+    marker = tmp_path / "survivor"
+    script = f"(sleep 1.5; touch {marker}) & sleep 5"
+    with pytest.raises(SpeechError, match="did not finish"):
+        CommandEngine(["sh", "-c", script], timeout_s=0.3).render(ENGLISH, "en")
+    time.sleep(2.0)
+    assert not marker.exists()
