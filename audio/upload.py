@@ -140,7 +140,7 @@ def decode_upload(data: bytes, filename: str, limits: UploadLimits = UploadLimit
             f"The recording is only {source.duration_s:.2f} s long; it must last at least "
             f"{limits.min_seconds:g} s. Check that the whole recording was exported.",
         )
-    peak = float(np.abs(mono).max())
+    peak = float(np.abs(mono).max(initial=0.0))
     if peak < 10 ** (SILENCE_DBFS / 20):
         raise UploadRefused(
             "audio-silent",
