@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import callback_tasks, health, jobs, openapi, outbox_status, warning_report, webhooks
-from api.call_command import account_from, engine_config_from
+from api.call_command import account_from, engine_config_from, speech_from
 from api.callback_report import router as callback_report_router
 from api.errors import install_error_handlers
 from api.hold_tips import router as hold_tips_router
@@ -34,7 +34,6 @@ from api.prompts import router as prompts_router
 from api.request_id import RequestIdMiddleware
 from api.state import SoundServices
 from audio.prompts import PromptCache
-from audio.speech import voices_from_config
 from campaigns.audio_clips import ClipPrompts
 from campaigns.calendar import BusinessCalendar
 from campaigns.callback_sources import CallbackSourcePolicy, CallbackSources
@@ -381,10 +380,7 @@ async def _start(
     tasks = TaskSupervisor(lambda kind: metrics.background_errors.labels(kind).inc())
     ua: SipUserAgent | None = None
     ready: Callable[[], bool] | None = None  # an injected backend is always ready
-    prompts = PromptCache(
-        settings.prompt_cache_dir,
-        voices_from_config({}, default_rate_wpm=settings.tts_rate_wpm),
-    )
+    prompts = PromptCache(settings.prompt_cache_dir, speech_from(settings))
     flows = build_flows(settings)
     clips = ClipPrompts(sessions, prompts)
     recordings = PromptRecordings(sessions, clock, flows, clips)
