@@ -12,7 +12,7 @@ from datetime import date, datetime, time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -34,16 +34,41 @@ from ivr.hold_rotation import HoldTiming, RotationMode
 router = APIRouter(prefix="/api/v1", tags=["hold tips"])
 
 Marketer = Annotated[ApiToken, Depends(require_role(Role.MARKETING))]
-TipId = Annotated[int, Path(description="the tip's id", ge=1)]
-LineName = Annotated[str, Path(description="the line's name, e.g. main", max_length=64)]
+MAX_ID = 2**31 - 1
+LINE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+TipId = Annotated[int, Path(description="the tip's id", ge=1, le=MAX_ID)]
+LineName = Annotated[str, Path(description="the line's name, e.g. main", pattern=LINE_PATTERN)]
 
-ERRORS = error_responses({
+
+def _iso_text(value: object) -> object:
+    """Dates and times come as ISO 8601 strings only (not numbers)."""
+    if not isinstance(value, str | date | time):
+        raise ValueError("give it as an ISO 8601 string")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_text), Field(examples=["2026-12-01"])]
+IsoTime = Annotated[time, BeforeValidator(_iso_text), Field(examples=["10:00"])]
+LineRef = Annotated[str, StringConstraints(pattern=LINE_PATTERN)]
+ClipId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+Title = Annotated[str, StringConstraints(min_length=1, max_length=200,
+                                         pattern=r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$")]
+Written = Annotated[str, StringConstraints(max_length=2000,
+                                           pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")]
+LocaleTag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?$")]
+Version = Annotated[int, Field(strict=True, ge=1, le=MAX_ID)]
+
+_ERRORS = {
     **TOKEN_ERRORS,
     404: "`tip-not-found`, `line-not-found`, `clip-not-found`",
     409: "`edit-conflict`: changed by someone else since `version` (reload it); for a new "
-         "order: the line's tips changed",
-    422: "`invalid-tip`, `invalid-line`, `invalid-request`: the body does not make sense",
-})
+         "order: the line's tips changed; `tip-not-renderable`: its speech cannot be made",
+    422: "`invalid-tip`, `invalid-line`, `invalid-request`: the request does not make sense "
+         "(the message names what)",
+}
+ERRORS = error_responses(_ERRORS)
+# A change with a JSON body: one that is not JSON at all is 400.
+BODY_ERRORS = error_responses({400: "`bad-request`: the body is not JSON", **_ERRORS})
 UPLOAD_ERRORS = error_responses({
     **TOKEN_ERRORS,
     400: "`bad-upload`: not a multipart form with a `file` field",
@@ -102,11 +127,11 @@ async def upload_clip(request: Request) -> tuple[bytes, str]:
 class LineIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    title: str = Field(min_length=1, max_length=200)
+    title: Title
     rotation: RotationMode = RotationMode.ORDER
-    first_delay_s: float = Field(5.0, ge=0, le=600)
-    gap_s: float = Field(3.0, ge=0, le=600)
-    gap_clip_id: str | None = Field(None, description="an uploaded clip played between tips")
+    first_delay_s: float = Field(5.0, ge=0, le=600, strict=True, allow_inf_nan=False)
+    gap_s: float = Field(3.0, ge=0, le=600, strict=True, allow_inf_nan=False)
+    gap_clip_id: ClipId | None = Field(None, description="an uploaded clip played between tips")
 
 
 class LineOut(BaseModel):
@@ -139,12 +164,16 @@ def line_from(name: str, body: LineIn) -> Line:
 @router.get("/hold-lines", response_model=LineList, summary="List hold lines",
             responses=ERRORS)
 def list_lines(_token: Marketer, sounds: Sounds) -> LineList:
+    """Every hold line with its rotation, timing and music bed, by name."""
     return LineList(items=[line_out(line) for line in sounds.tips.lines()])
 
 
 @router.put("/hold-lines/{name}", response_model=LineOut, summary="Create or change a line",
-            responses=ERRORS)
+            responses=BODY_ERRORS)
 def save_line(name: LineName, body: LineIn, token: Marketer, sounds: Sounds) -> LineOut:
+    """Create the line `name`, or change its title, rotation (`order` or `weight`), the wait
+    before the first tip, the gap between tips and the music bed (`gap_clip_id`, from `POST
+    /api/v1/clips`; null: silence)."""
     with sound_errors():
         return line_out(sounds.tips.save_line(token_actor(token), line_from(name, body)))
 
@@ -152,24 +181,29 @@ def save_line(name: LineName, body: LineIn, token: Marketer, sounds: Sounds) -> 
 # -- tips -------------------------------------------------------------------------------------
 
 class Schedule(BaseModel):
-    starts_on: date | None = None
-    ends_on: date | None = None
-    daily_from: time | None = None
-    daily_to: time | None = None
+    """When a tip may play: between two dates (inclusive, either open) and daily hours
+    (wall-clock time in the business's zone; both or neither)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    starts_on: IsoDate | None = None
+    ends_on: IsoDate | None = None
+    daily_from: IsoTime | None = None
+    daily_to: IsoTime | None = None
 
 
 class TipIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    title: str = Field(min_length=1, max_length=200)
-    locale: str = Field(min_length=2, max_length=16, examples=["ru"])
-    lines: list[str] = Field(min_length=1, max_length=50, examples=[["main"]])
-    text: str | None = Field(None, max_length=2000, description="spoken unless clip_id is set")
-    clip_id: str | None = Field(None, description="an uploaded clip (POST /api/v1/clips) "
-                                                  "played instead of the text")
-    weight: int = Field(1, ge=1, le=100)
+    title: Title
+    locale: LocaleTag = Field(examples=["ru"])
+    lines: list[LineRef] = Field(min_length=1, max_length=50, examples=[["main"]])
+    text: Written | None = Field(None, description="spoken unless clip_id is set")
+    clip_id: ClipId | None = Field(None, description="an uploaded clip (POST /api/v1/clips) "
+                                                     "played instead of the text")
+    weight: int = Field(1, ge=1, le=100, strict=True)
     schedule: Schedule = Field(default_factory=Schedule)
-    enabled: bool = True
+    enabled: bool = Field(True, strict=True)
 
     def draft(self) -> TipDraft:
         return TipDraft(title=self.title, locale=self.locale, lines=tuple(self.lines),
@@ -180,19 +214,20 @@ class TipIn(BaseModel):
 
 
 class TipEdit(TipIn):
-    version: int = Field(ge=1, description="the version the edit was made on")
+    version: Version = Field(description="the version the edit was made on")
 
 
 class VersionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    version: int | None = Field(None, ge=1, description="refused if the tip changed since")
+    version: Version | None = Field(None, description="refused if the tip changed since")
 
 
 class OrderIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    ids: list[int] = Field(max_length=1000, description="every tip of the line, in play order")
+    ids: list[Annotated[int, Field(strict=True, ge=1, le=MAX_ID)]] = Field(
+        max_length=1000, description="every tip of the line, in play order")
 
 
 class TipOut(BaseModel):
@@ -275,14 +310,18 @@ async def checked(sounds: SoundServices, tip: Tip) -> Tip:
 @router.get("/hold-tips", response_model=TipList, summary="List tips in play order",
             responses=ERRORS)
 def list_tips(_token: Marketer, sounds: Sounds,
-              line: Annotated[str | None, Query(max_length=64)] = None) -> TipList:
+              line: Annotated[str | None, Query(pattern=LINE_PATTERN)] = None) -> TipList:
+    """Every tip (or a line's), in play order, with its schedule, state, why its speech
+    cannot be made (`render_error`), its plays and hang-ups, and `audio_url`."""
     with sound_errors():
         return TipList(items=with_stats(sounds, sounds.tips.tips(line)))
 
 
 @router.post("/hold-tips", response_model=TipOut, status_code=201, summary="Create a tip",
-             responses=ERRORS)
+             responses=BODY_ERRORS)
 async def create_tip(body: TipIn, token: Marketer, sounds: Sounds) -> TipOut:
+    """A new tip, last in its lines' order. Its speech is made at once: `render_error` says
+    why it cannot be, if it cannot."""
     with sound_errors():
         tip = await run_in_threadpool(sounds.tips.create, token_actor(token), body.draft())
     return tip_out(await checked(sounds, tip))
@@ -290,13 +329,16 @@ async def create_tip(body: TipIn, token: Marketer, sounds: Sounds) -> TipOut:
 
 @router.get("/hold-tips/{tip_id}", response_model=TipOut, summary="One tip", responses=ERRORS)
 def get_tip(tip_id: TipId, _token: Marketer, sounds: Sounds) -> TipOut:
+    """One tip, with its plays and hang-ups."""
     with sound_errors():
         return with_stats(sounds, [sounds.tips.tip(tip_id)])[0]
 
 
 @router.put("/hold-tips/{tip_id}", response_model=TipOut, summary="Change a tip",
-            responses=ERRORS)
+            responses=BODY_ERRORS)
 async def update_tip(tip_id: TipId, body: TipEdit, token: Marketer, sounds: Sounds) -> TipOut:
+    """Replace the tip's fields, if nobody changed it since `version` (else 409 `edit-
+    conflict`, nothing changed)."""
     with sound_errors():
         tip = await run_in_threadpool(sounds.tips.update, token_actor(token), tip_id,
                                       body.draft(), body.version)
@@ -306,16 +348,19 @@ async def update_tip(tip_id: TipId, body: TipEdit, token: Marketer, sounds: Soun
 @router.delete("/hold-tips/{tip_id}", status_code=204, summary="Delete a tip",
                responses=ERRORS)
 def delete_tip(tip_id: TipId, token: Marketer, sounds: Sounds,
-               version: Annotated[int | None, Query(ge=1)] = None) -> Response:
+               version: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None) -> Response:
+    """Delete the tip (and its play counts); with `?version=`, only if nobody changed it
+    since."""
     with sound_errors():
         sounds.tips.delete(token_actor(token), tip_id, version)
     return Response(status_code=204)
 
 
 @router.post("/hold-tips/{tip_id}/enable", response_model=TipOut, summary="Play the tip",
-             responses=ERRORS)
+             responses=BODY_ERRORS)
 def enable_tip(tip_id: TipId, token: Marketer, sounds: Sounds,
                body: VersionIn | None = None) -> TipOut:
+    """The tip plays again (within its schedule). With `version`: only if unchanged since."""
     with sound_errors():
         tip = sounds.tips.set_enabled(token_actor(token), tip_id, True,
                                       body.version if body else None)
@@ -323,9 +368,10 @@ def enable_tip(tip_id: TipId, token: Marketer, sounds: Sounds,
 
 
 @router.post("/hold-tips/{tip_id}/disable", response_model=TipOut,
-             summary="Stop playing the tip", responses=ERRORS)
+             summary="Stop playing the tip", responses=BODY_ERRORS)
 def disable_tip(tip_id: TipId, token: Marketer, sounds: Sounds,
                 body: VersionIn | None = None) -> TipOut:
+    """The tip stops playing. With `version`: only if unchanged since."""
     with sound_errors():
         tip = sounds.tips.set_enabled(token_actor(token), tip_id, False,
                                       body.version if body else None)
@@ -333,8 +379,10 @@ def disable_tip(tip_id: TipId, token: Marketer, sounds: Sounds,
 
 
 @router.put("/hold-lines/{name}/order", response_model=TipList,
-            summary="Put a line's tips in a new play order", responses=ERRORS)
+            summary="Put a line's tips in a new play order", responses=BODY_ERRORS)
 def reorder(name: LineName, body: OrderIn, token: Marketer, sounds: Sounds) -> TipList:
+    """The line's tips in the order of `ids`, which must name each of them once: a list made
+    before a tip was added or removed is refused (409 `edit-conflict`)."""
     with sound_errors():
         return TipList(items=with_stats(sounds, sounds.tips.reorder(
             token_actor(token), name, body.ids)))
@@ -343,6 +391,7 @@ def reorder(name: LineName, body: OrderIn, token: Marketer, sounds: Sounds) -> T
 @router.get("/hold-tips/{tip_id}/history", response_model=HistoryList,
             summary="Who changed the tip, when, and what (newest first)", responses=ERRORS)
 def tip_history(tip_id: TipId, _token: Marketer, sounds: Sounds) -> HistoryList:
+    """Every change of the tip: who, when, what (field -> [before, after]), newest first."""
     with sound_errors():
         sounds.tips.tip(tip_id)
         return HistoryList(items=[history_out(entry) for entry in sounds.tips.history(tip_id)])
@@ -356,6 +405,8 @@ def history_out(entry: HistoryEntry) -> HistoryOut:
 @router.get("/hold-tips/{tip_id}/audio.wav", summary="The tip as the caller hears it",
             response_class=Response, responses={**ERRORS, **WAV_RESPONSE})
 async def tip_audio(tip_id: TipId, _token: Marketer, sounds: Sounds) -> Response:
+    """The tip as the caller hears it: the line's μ-law decoded to a 16-bit 8 kHz mono WAV.
+    409 `tip-not-renderable` when its speech cannot be made."""
     with sound_errors():
         tip = await run_in_threadpool(sounds.tips.tip, tip_id)
     return await tip_sound(sounds, tip)

@@ -31,11 +31,16 @@ router = APIRouter(prefix="/api/v1", tags=["prompts"])
 
 PromptId = Annotated[str, Path(max_length=100, pattern=r"^[a-z0-9_.-]+$")]
 Locale = Annotated[str, Path(max_length=16, pattern=r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$")]
-ERRORS = error_responses({
+_PROMPT_ERRORS = {
     **TOKEN_ERRORS,
     404: "`prompt-not-found`: no such prompt in that locale; `recording-not-found`",
     409: "`prompt-has-values`: the prompt speaks the call's own values and stays synthetic",
+}
+ERRORS = error_responses({
+    **_PROMPT_ERRORS,
+    422: "`invalid-request`: the prompt id or locale is not well formed",
 })
+RECORDING_ERRORS = {**UPLOAD_ERRORS, **error_responses(_PROMPT_ERRORS)}
 
 
 class PromptOut(BaseModel):
@@ -66,14 +71,20 @@ def prompt_out(view: PromptView) -> PromptOut:
 @router.get("/prompts", response_model=PromptList, summary="Every prompt in every locale",
             responses=ERRORS)
 def list_prompts(_token: Marketer, sounds: Sounds) -> PromptList:
+    """Every robot prompt in every locale: its text (configuration's overrides applied), the
+    flows that speak it, the call's own values it speaks (`call_values`: then it stays
+    synthetic), and its recording."""
     return PromptList(items=[prompt_out(view) for view in sounds.recordings.list()])
 
 
 @router.put("/prompts/{prompt_id}/{locale}/recording", response_model=PromptOut,
             summary="Record a prompt (replaces an earlier recording)",
-            responses={**UPLOAD_ERRORS, **ERRORS}, openapi_extra=UPLOAD_BODY)
+            responses=RECORDING_ERRORS, openapi_extra=UPLOAD_BODY)
 async def record_prompt(prompt_id: PromptId, locale: Locale, request: Request,
                         token: Marketer, sounds: Sounds) -> PromptOut:
+    """`multipart/form-data` with a `file` (WAV, FLAC, OGG or MP3): from the next call on,
+    calls in this locale play it instead of the speech. 409 `prompt-has-values` for a prompt
+    that speaks the call's own values (checked before the upload is read)."""
     with sound_errors():
         # A missing prompt, or one with the call's values, is refused before the upload is read.
         await run_in_threadpool(sounds.recordings.spoken, prompt_id, locale)
@@ -88,6 +99,7 @@ async def record_prompt(prompt_id: PromptId, locale: Locale, request: Request,
                summary="Speak the prompt again (drop its recording)", responses=ERRORS)
 def remove_recording(prompt_id: PromptId, locale: Locale, token: Marketer,
                      sounds: Sounds) -> PromptOut:
+    """Calls in this locale speak the prompt again."""
     with sound_errors():
         return prompt_out(sounds.recordings.remove(token_actor(token), prompt_id, locale))
 
@@ -97,6 +109,8 @@ def remove_recording(prompt_id: PromptId, locale: Locale, token: Marketer,
             response_class=Response, responses={**ERRORS, **WAV_RESPONSE})
 async def prompt_audio(prompt_id: PromptId, locale: Locale, _token: Marketer,
                        sounds: Sounds) -> Response:
+    """The prompt as a call hears it: its recording, else its speech (16-bit 8 kHz mono
+    WAV). 409 `prompt-has-values` for a prompt whose words differ from call to call."""
     with sound_errors():
         view, words = await run_in_threadpool(sounds.recordings.spoken, prompt_id, locale)
         return heard_wav(await sounds.sounds.prompt(view, words))

@@ -163,7 +163,9 @@ def test_lines_are_created_and_checked(client: TestClient) -> None:
     assert saved.json()["rotation"] == "weight"
     names = [line["name"] for line in client.get(LINES).json()["items"]]
     assert names == ["main", "sales"]
-    assert error_code(client.put(f"{LINES}/Bad Name", json={"title": "x"})) == "invalid-line"
+    assert client.put(f"{LINES}/Bad Name", json={"title": "x"}).status_code == 422
+    too_long = client.put(f"{LINES}/sales", json={"title": "x", "gap_s": 601})
+    assert too_long.status_code == 422 and error_code(too_long) == "invalid-request"
     assert error_code(client.put(f"{LINES}/sales", json={"title": "x", "gap_clip_id": "0" * 64})
                       ) == "clip-not-found"
     assert error_code(client.post(TIPS, json={"title": "x", "locale": "ru", "lines": ["nope"],
