@@ -188,6 +188,23 @@ def test_a_survey_prompt_is_recorded_and_bad_files_are_refused(
     assert rows(service, "prompt_recordings") == 1
 
 
+def test_a_file_form_without_its_csrf_token_is_refused_and_changes_nothing(
+    service: RingbackService, context: BrowserContext, tmp_path: Path,
+) -> None:
+    page = context.new_page()
+    sign_in(page, service, "mila", "/marketing/prompts")
+    recording = tone_wav(tmp_path / "goodbye.wav", 1.0)
+    before = rows(service, "audio_clips"), rows(service, "prompt_recordings")
+    form = page.locator("tr#survey\\.goodbye-en form.upload")
+    form.locator("input[name=csrf]").evaluate("input => input.value = 'forged'")
+    form.locator("input[type=file]").set_input_files(str(recording))
+    with page.expect_response(lambda r: r.url.endswith("/recording")) as posted:
+        form.locator("button").click()
+    page.wait_for_load_state()
+    assert posted.value.status == 403 and "Form expired" in page.content()
+    assert (rows(service, "audio_clips"), rows(service, "prompt_recordings")) == before
+
+
 def test_a_russian_marketer_gets_russian_pages(
     service: RingbackService, context: BrowserContext,
 ) -> None:
