@@ -108,6 +108,7 @@ class HoldPlayer:
                     self._spawn(self._play_gap(action.clip))
                 case StopPlayback():
                     self._line.stop_playback()
+                    self._playing = False
                 case StartTimer():
                     self._timers[action.timer_id] = self._loop.call_later(
                         action.seconds, self._fire, action.timer_id
