@@ -54,6 +54,33 @@ def test_no_tip_repeats_until_every_active_tip_played(mode: RotationMode) -> Non
                 assert later[0] != earlier[-1]
 
 
+@pytest.mark.parametrize("mode", list(RotationMode))
+def test_no_repeat_within_a_round_while_the_active_set_changes(mode: RotationMode) -> None:
+    """Each call sees a random subset of the line active. A tip may come again only once every
+    tip active at that moment has played in the round; a round never opens with the tip just
+    played when another is active."""
+    draw = random.Random(4711)
+    for _ in range(200):
+        line = tips(*(draw.randint(0, 5) for _ in range(draw.randint(1, 8))))
+        rotation = CallerRotation(mode, random.Random(draw.random()))
+        in_round: set[int] = set()
+        last: int | None = None
+        for _ in range(40):
+            active = [tip for tip in line if draw.random() < 0.7]
+            chosen = rotation.next_tip(active, NOON)
+            ids = {tip.tip_id for tip in active}
+            if chosen is None:
+                assert not active
+                continue
+            assert chosen in ids
+            if chosen in in_round:  # a new round
+                assert ids <= in_round
+                assert chosen != last or ids == {last}
+                in_round = set()
+            in_round.add(chosen)
+            last = chosen
+
+
 def test_a_single_tip_plays_again_and_again() -> None:
     rotation = CallerRotation(RotationMode.WEIGHT, random.Random(1))
     assert played(rotation, tips(1), 3) == [10, 10, 10]
