@@ -44,7 +44,8 @@ class HoldPlayer:
     `tips` gives a tip's sound (rendered ahead: no caller waits for synthesis), `clips` the
     music bed clips by id, `local_now` the wall-clock time in the business's zone.
     `on_play(tip_id)` hears each tip the moment it starts on the line, `on_hangup_during(tip_id)`
-    a hang-up while that tip played. A tip without a sound is skipped (logged, not counted)."""
+    a hang-up while that tip played; a callback that raises is logged and the wait goes on. A tip
+    without a sound is skipped (logged, not counted)."""
 
     def __init__(
         self,
@@ -118,7 +119,7 @@ class HoldPlayer:
                     if handle is not None:
                         handle.cancel()
                 case HungUpDuringTip():
-                    self._on_hangup_during(action.tip_id)
+                    self._count(self._on_hangup_during, action.tip_id)
 
     def _put(self, event: HoldEvent | None) -> None:
         if self._events.full():
@@ -135,7 +136,7 @@ class HoldPlayer:
         if sound is None:
             log.warning("call %s: hold tip %d has no sound; skipped", self._line.call_id, tip_id)
         elif not self._session.finished:  # else connected before this play got its turn
-            self._on_play(tip_id)
+            self._count(self._on_play, tip_id)
             await self._play(sound)
         if not self._line.ended.is_set():  # else the hang-up is reported, with this tip
             self._put(TipFinished(tip_id, self._local_now()))
@@ -154,6 +155,13 @@ class HoldPlayer:
             await self._line.play(sound, barge_in=False)
         finally:
             self._playing = False
+
+    def _count(self, callback: Callable[[int], None], tip_id: int) -> None:
+        """A count that cannot be kept (its store is down) never stops the caller's wait."""
+        try:
+            callback(tip_id)
+        except Exception:
+            log.exception("call %s: hold tip %d not counted", self._line.call_id, tip_id)
 
     async def _watch_hangup(self) -> None:
         await self._line.ended.wait()

@@ -149,3 +149,19 @@ async def test_a_tip_without_a_sound_is_skipped_and_not_counted() -> None:
     assert await asyncio.wait_for(run, GUARD_S) is HoldEnd.CONNECTED
     assert counts.plays[:2] == [2, 3]
     assert line.plays[:2] == ["tip2", "tip3"]
+
+
+async def test_a_count_that_fails_does_not_stop_the_wait() -> None:
+    line = HoldLine()
+    session = HoldSession(TIPS, CallerRotation(RotationMode.ORDER, random.Random(0)), TIMING)
+    tips = {tip.tip_id: sound(f"tip{tip.tip_id}", SHORT_S) for tip in TIPS}
+
+    def store_down(tip_id: int) -> None:
+        raise ConnectionError("the database is down")
+
+    hold = HoldPlayer(line, session, tips, lambda: NOON, store_down, store_down)
+    run = asyncio.ensure_future(hold.run(GUARD_S))
+    await line.until_played(2)
+    hold.connect()
+    assert await asyncio.wait_for(run, GUARD_S) is HoldEnd.CONNECTED
+    assert line.plays[:2] == ["tip1", "tip2"]
