@@ -4,6 +4,7 @@ clock, actions out to the line. The player owns the wait, not the call: it never
 too long and the line is the caller's owner's again."""
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime
@@ -77,15 +78,13 @@ class HoldPlayer:
         timer runs when this returns."""
         self._spawn(self._watch_hangup())
         try:
-            async with asyncio.timeout(timeout_s):
-                self._execute(self._session.start())
-                while not self._session.finished:
-                    event = await self._events.get()
-                    if event is not None:
-                        self._execute(self._session.handle(event))
-        except TimeoutError:
-            log.info("call %s: still on hold after %.0f s", self._line.call_id, timeout_s)
-            return HoldEnd.TIMED_OUT
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout_s):
+                    self._execute(self._session.start())
+                    while not self._session.finished:
+                        event = await self._events.get()
+                        if event is not None:
+                            self._execute(self._session.handle(event))
         finally:
             if self._playing:
                 self._line.stop_playback()
@@ -93,7 +92,12 @@ class HoldPlayer:
                 handle.cancel()
             for task in self._tasks:
                 task.cancel()
-        return HoldEnd.CONNECTED if self._session.connected else HoldEnd.HUNG_UP
+        if self._session.connected:  # also when `connect` came just as the time ran out
+            return HoldEnd.CONNECTED
+        if self._session.finished:
+            return HoldEnd.HUNG_UP
+        log.info("call %s: still on hold after %.0f s", self._line.call_id, timeout_s)
+        return HoldEnd.TIMED_OUT
 
     def connect(self) -> None:
         """An agent is free: stop the tip (or clip) now playing at once and end the wait."""
