@@ -68,7 +68,9 @@ def clip_info(session: Session, clip_id: str) -> ClipInfo:
 
 
 def clip_infos(session: Session, clip_ids: set[str]) -> dict[str, ClipInfo]:
-    rows = session.scalars(select(AudioClip).where(AudioClip.id.in_(clip_ids))) if clip_ids else []
+    if not clip_ids:
+        return {}
+    rows = session.scalars(select(AudioClip).where(AudioClip.id.in_(clip_ids)))
     return {row.id: _info(row) for row in rows}
 
 

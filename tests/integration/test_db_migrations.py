@@ -15,7 +15,7 @@ from sqlalchemy import inspect
 
 import api.tokens
 import api.users  # noqa: F401  (registers its tables on Base)
-import campaigns.hold_models  # noqa: F401
+import campaigns.hold_models
 import campaigns.models  # noqa: F401
 import infra.health_table  # noqa: F401
 from infra.db import Base, make_engine
