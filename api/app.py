@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import callback_tasks, health, jobs, openapi, outbox_status, warning_report, webhooks
-from api.call_command import account_from, engine_config_from
+from api.call_command import account_from, engine_config_from, speech_from
 from api.callback_report import router as callback_report_router
 from api.errors import install_error_handlers
 from api.page_headers import PageHeadersMiddleware
@@ -32,7 +32,6 @@ from api.people import People
 from api.request_id import RequestIdMiddleware
 from api.state import SoundServices
 from audio.prompts import PromptCache
-from audio.tts import SpeechSynthesizer
 from campaigns.audio_clips import ClipPrompts
 from campaigns.calendar import BusinessCalendar
 from campaigns.callback_sources import CallbackSourcePolicy, CallbackSources
@@ -377,7 +376,7 @@ async def _start(
     tasks = TaskSupervisor(lambda kind: metrics.background_errors.labels(kind).inc())
     ua: SipUserAgent | None = None
     ready: Callable[[], bool] | None = None  # an injected backend is always ready
-    prompts = PromptCache(settings.prompt_cache_dir, SpeechSynthesizer())
+    prompts = PromptCache(settings.prompt_cache_dir, speech_from(settings))
     flows = build_flows(settings)
     clips = ClipPrompts(sessions, prompts)
     recordings = PromptRecordings(sessions, clock, flows, clips)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from audio.prompts import EncodedPrompt, PromptCache
-from audio.tts import SpeechSynthesizer
+from audio.speech import LocaleVoices, voices_from_config
 from infra.settings import Settings
 from telephony.sip.config import EngineConfig, SipAccount
 from telephony.sip.stack import dial_target
@@ -55,6 +55,11 @@ def account_from(settings: Settings) -> SipAccount:
     )
 
 
+def speech_from(settings: Settings) -> LocaleVoices:
+    """The speech engine of each language (`RINGBACK_TTS_VOICES`, `RINGBACK_TTS_RATE_WPM`)."""
+    return voices_from_config(settings.tts_voices, default_rate_wpm=settings.tts_rate_wpm)
+
+
 def engine_config_from(settings: Settings) -> EngineConfig:
     return EngineConfig(
         local_host=settings.sip_local_host,
@@ -75,12 +80,12 @@ def dial_string(settings: Settings, target: str) -> str:
 
 async def prepare_prompt(settings: Settings, request: TestCallRequest) -> EncodedPrompt | None:
     """Render or load the prompt before dialing: nobody waits for synthesis on the line."""
-    cache = PromptCache(settings.prompt_cache_dir, SpeechSynthesizer())
+    cache = PromptCache(settings.prompt_cache_dir, speech_from(settings))
     if request.play is not None:
         return cache.from_wav(request.play)
     if request.say:
         language = request.language or settings.tts_language
-        return await cache.from_text(request.say, language, rate_wpm=settings.tts_rate_wpm)
+        return await cache.from_text(request.say, language)
     return None
 
 

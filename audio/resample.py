@@ -13,14 +13,25 @@ from numpy.typing import NDArray
 from audio.wav import Pcm
 
 TARGET_RATE = 8000
+FULL_SCALE = 32768.0  # float samples of magnitude 1.0 are this on the 16-bit scale
 
 
 def to_8k(pcm: Pcm) -> NDArray[np.int16]:
     """``pcm`` at 8000 Hz, mono 16-bit."""
     if pcm.rate == TARGET_RATE:
         return pcm.samples.copy()
-    resampled: NDArray[np.float64] = soxr.resample(
-        pcm.samples.astype(np.float64), pcm.rate, TARGET_RATE, quality="HQ"
-    )
-    result: NDArray[np.int16] = np.clip(np.round(resampled), -32768, 32767).astype(np.int16)
+    return to_int16(resample_to_8k(pcm.samples.astype(np.float64), pcm.rate))
+
+
+def resample_to_8k(samples: NDArray[np.float64], rate: int) -> NDArray[np.float64]:
+    """Mono ``samples`` at ``rate`` Hz resampled to 8000 Hz, still in floating point."""
+    if rate == TARGET_RATE:
+        return samples.copy()
+    resampled: NDArray[np.float64] = soxr.resample(samples, rate, TARGET_RATE, quality="HQ")
+    return resampled
+
+
+def to_int16(samples: NDArray[np.float64]) -> NDArray[np.int16]:
+    """Samples on the 16-bit scale rounded and clipped (never wrapped) to int16."""
+    result: NDArray[np.int16] = np.clip(np.round(samples), -32768, 32767).astype(np.int16)
     return result

@@ -9,7 +9,7 @@ samples are read, so an oversized upload costs no memory.
 
 import io
 import struct
-import wave
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -81,23 +81,57 @@ def load_wav(source: Path | str | bytes, *, max_seconds: float = DEFAULT_MAX_SEC
 
 def save_wav(path: Path | str, pcm: Pcm) -> None:
     """Write ``pcm`` as a mono 16-bit PCM WAV."""
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(pcm.rate)
-        out.writeframes(pcm.samples.astype("<i2").tobytes())
+    Path(path).write_bytes(wav_bytes(pcm.samples.astype("<i2").tobytes(), pcm.rate))
 
 
-def _read(stream: BinaryIO, max_seconds: float) -> Pcm:
+def wav_bytes(pcm16: bytes, rate: int = 8000) -> bytes:
+    """A canonical WAV (44-byte header, PCM 16-bit mono) around little-endian 16-bit samples."""
+    if len(pcm16) % 2:
+        raise ValueError(f"16-bit samples come in pairs of bytes, got {len(pcm16)} bytes")
+    fmt = struct.pack("<HHIIHH", _WAVE_FORMAT_PCM, 1, rate, rate * 2, 2, 16)
+    header = struct.pack(
+        "<4sI4s4sI16s4sI", b"RIFF", 36 + len(pcm16), b"WAVE", b"fmt ", 16, fmt, b"data", len(pcm16)
+    )
+    return header + pcm16
+
+
+def data_chunk_size(data: bytes) -> tuple[int, int] | None:
+    """(declared, present) bytes of a RIFF/WAVE file's data chunk; None without one.
+
+    ``declared`` is what the chunk header says (0xFFFFFFFF from streaming encoders),
+    ``present`` is what the file really holds after the header: less means it was cut short.
+    """
+    stream = io.BytesIO(data)
+    if not _is_riff_wave(stream):
+        return None
+    for chunk_id, size in _chunks(stream):
+        if chunk_id == b"data":
+            return size, len(data) - stream.tell()
+    return None
+
+
+def _is_riff_wave(stream: BinaryIO) -> bool:
     header = stream.read(12)
-    if len(header) < 12 or header[:4] != b"RIFF" or header[8:] != b"WAVE":
-        raise AudioFormatError("not a RIFF/WAVE file")
-    fmt: _Format | None = None
+    return len(header) == 12 and header[:4] == b"RIFF" and header[8:] == b"WAVE"
+
+
+def _chunks(stream: BinaryIO) -> Iterator[tuple[bytes, int]]:
+    """(id, size) of each chunk, with ``stream`` at the chunk's body; then on to the next one."""
     while True:
         chunk_header = stream.read(8)
         if len(chunk_header) < 8:
-            raise AudioFormatError("WAV has no data chunk")
+            return
         chunk_id, size = struct.unpack("<4sI", chunk_header)
+        body = stream.tell()
+        yield chunk_id, size
+        stream.seek(body + size + (size & 1))  # chunks are padded to even sizes
+
+
+def _read(stream: BinaryIO, max_seconds: float) -> Pcm:
+    if not _is_riff_wave(stream):
+        raise AudioFormatError("not a RIFF/WAVE file")
+    fmt: _Format | None = None
+    for chunk_id, size in _chunks(stream):
         if chunk_id == b"data":
             if fmt is None:
                 raise AudioFormatError("WAV data chunk comes before its fmt chunk")
@@ -109,9 +143,7 @@ def _read(stream: BinaryIO, max_seconds: float) -> Pcm:
             if len(body) < size:
                 raise AudioFormatError("WAV is truncated inside its fmt chunk")
             fmt = _parse_fmt(body)
-            stream.seek(size & 1, io.SEEK_CUR)
-        else:
-            stream.seek(size + (size & 1), io.SEEK_CUR)  # chunks are padded to even sizes
+    raise AudioFormatError("WAV has no data chunk")
 
 
 def _parse_fmt(body: bytes) -> _Format:
