@@ -112,8 +112,9 @@ class PromptRecordings:
 
     def _recorded(self, locale: str) -> dict[str, str]:
         with self._sessions() as session:
-            return dict(session.execute(select(PromptRecording.prompt_id, PromptRecording.clip_id)
-                                        .where(PromptRecording.locale == locale)).tuples())
+            rows = session.execute(select(PromptRecording.prompt_id, PromptRecording.clip_id)
+                                   .where(PromptRecording.locale == locale))
+            return {prompt_id: clip_id for prompt_id, clip_id in rows}
 
 
 def _audit(session: Session, now: datetime, actor: str, action: str, prompt_id: str,
