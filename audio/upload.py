@@ -61,7 +61,7 @@ _ACCEPTED_NAMES = "WAV, FLAC, OGG or MP3"
 
 @dataclass(frozen=True)
 class UploadLimits:
-    max_bytes: int = 20 * 1024 * 1024
+    max_bytes: int = 40 * 1024 * 1024
     max_seconds: float = 180.0
     min_seconds: float = 0.3
 

@@ -8,11 +8,13 @@ the same in every call, so a recording may say it.
 """
 
 import asyncio
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from audio.prompts import EncodedPrompt
@@ -23,6 +25,8 @@ from campaigns.hold_models import PromptRecording
 from campaigns.models import AuditEntry
 from infra.db import transaction
 from ivr.catalog import FlowCatalog, PromptText
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -107,15 +111,19 @@ class PromptRecordings:
         `locale` (what a call in that locale plays instead of speech)."""
         recordable = {text.prompt_id for text in self._catalog.prompt_texts()
                       if text.locale == locale and not text.call_values}
-        clips = await asyncio.to_thread(self._recorded, locale)
-        return {prompt_id: await self._clips.prompt(clip_id)
-                for prompt_id, clip_id in clips.items() if prompt_id in recordable}
+        try:
+            clips = await asyncio.to_thread(self._recorded, locale)
+            return {prompt_id: await self._clips.prompt(clip_id)
+                    for prompt_id, clip_id in clips.items() if prompt_id in recordable}
+        except SQLAlchemyError as exc:  # the call goes on in the synthetic voice
+            log.warning("recorded prompts for %s unavailable, speaking instead: %s", locale, exc)
+            return {}
 
     def _recorded(self, locale: str) -> dict[str, str]:
         with self._sessions() as session:
-            # `.all()`: a Result has `keys()` (its column names), so dict(result) misreads it.
-            return dict(session.execute(select(PromptRecording.prompt_id, PromptRecording.clip_id)
-                                        .where(PromptRecording.locale == locale)).tuples().all())
+            rows = session.execute(select(PromptRecording.prompt_id, PromptRecording.clip_id)
+                                   .where(PromptRecording.locale == locale))
+            return {prompt_id: clip_id for prompt_id, clip_id in rows}
 
 
 def _has_values(text: PromptText) -> PromptHasValues:
