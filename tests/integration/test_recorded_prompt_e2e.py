@@ -68,7 +68,7 @@ def test_a_survey_call_plays_the_uploaded_recording(
 
     greeting = svc.survey_prompt("survey.greeting", COMPANY, locale).duration_s
     # The phone presses 3 s into the question: what it heard before is the recording.
-    phone = client_phone(sipp, kamailio, "uas_survey_answer", dtmf_digit="4",
+    phone = client_phone(sipp, kamailio, "uas_survey_answer", dtmf_digit="4", calls=1,
                          template={"PAUSE_MS": str(int((greeting + 3.0) * 1000))})
     cap = capture(svc.rtp_range)
     status, body = svc.post_event(call_completed(locale=locale))
