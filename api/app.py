@@ -22,13 +22,15 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import callback_tasks, health, jobs, openapi, outbox_status, warning_report, webhooks
-from api.call_command import account_from, build_prompts, engine_config_from
+from api.call_command import account_from, engine_config_from, speech_from
 from api.callback_report import router as callback_report_router
 from api.errors import install_error_handlers
+from api.hold_tips import router as hold_tips_router
 from api.page_headers import PageHeadersMiddleware
 from api.pages import install_pages
 from api.passwords import Passwords
 from api.people import People
+from api.prompts import router as prompts_router
 from api.request_id import RequestIdMiddleware
 from api.state import SoundServices
 from audio.prompts import PromptCache
@@ -230,7 +232,7 @@ class HoldParts:
 def build_hold_parts(settings: Settings, sessions: sessionmaker[Session],
                      clock: Callable[[], datetime]) -> HoldParts:
     """The hold services as the app and `ringback hold ...` both build them."""
-    prompts = build_prompts(settings)
+    prompts = PromptCache(settings.prompt_cache_dir, speech_from(settings))
     clips = ClipPrompts(sessions, prompts)
     return HoldParts(prompts, clips, HoldTips(sessions, clock), HoldStats(sessions, clock),
                      HoldSounds(prompts, clips))
@@ -351,6 +353,8 @@ def create_app(
     app.include_router(jobs.router)
     app.include_router(warning_report.router)
     app.include_router(callback_report_router)
+    app.include_router(hold_tips_router)
+    app.include_router(prompts_router)
     install_pages(app)
     return app
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from audio.prompts import EncodedPrompt, PromptCache
-from audio.speech import voices_from_config
+from audio.speech import LocaleVoices, voices_from_config
 from infra.settings import Settings
 from telephony.sip.config import EngineConfig, SipAccount
 from telephony.sip.stack import dial_target
@@ -55,6 +55,11 @@ def account_from(settings: Settings) -> SipAccount:
     )
 
 
+def speech_from(settings: Settings) -> LocaleVoices:
+    """The speech engine of each language (`RINGBACK_TTS_VOICES`, `RINGBACK_TTS_RATE_WPM`)."""
+    return voices_from_config(settings.tts_voices, default_rate_wpm=settings.tts_rate_wpm)
+
+
 def engine_config_from(settings: Settings) -> EngineConfig:
     return EngineConfig(
         local_host=settings.sip_local_host,
@@ -63,13 +68,6 @@ def engine_config_from(settings: Settings) -> EngineConfig:
         rtp_ports=(settings.rtp_port_min, settings.rtp_port_max),
         register_expires=settings.sip_register_expires,
     )
-
-
-def build_prompts(settings: Settings) -> PromptCache:
-    """The prompt cache every part of ringback renders through: espeak-ng at the configured
-    rate, files under the settings' prompt cache directory."""
-    return PromptCache(settings.prompt_cache_dir,
-                       voices_from_config({}, default_rate_wpm=settings.tts_rate_wpm))
 
 
 def dial_string(settings: Settings, target: str) -> str:
@@ -82,7 +80,7 @@ def dial_string(settings: Settings, target: str) -> str:
 
 async def prepare_prompt(settings: Settings, request: TestCallRequest) -> EncodedPrompt | None:
     """Render or load the prompt before dialing: nobody waits for synthesis on the line."""
-    cache = build_prompts(settings)
+    cache = PromptCache(settings.prompt_cache_dir, speech_from(settings))
     if request.play is not None:
         return cache.from_wav(request.play)
     if request.say:

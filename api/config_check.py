@@ -5,7 +5,7 @@ parsers that will use the values, so there is one parser per syntax and infra st
 working and calling hours (`campaigns.calendar`), the holiday country and the extra days (the
 business calendar), the survey's default locale and text overrides (`ivr.survey`), the warning
 calls' retry delays (`campaigns.purpose`), text overrides (`ivr.catalog`) and the manager's phone
-(`campaigns.events`).
+(`campaigns.events`), the speech voices (`audio.speech`).
 
 Every problem is found, not only the first: when `Settings()` refuses some values, the others
 are still checked, with stand-ins (the defaults, a fresh secret) in place of the refused ones.
@@ -25,6 +25,7 @@ from pydantic_core import ErrorDetails
 from pydantic_settings import DotEnvSettingsSource, EnvSettingsSource
 from pydantic_settings.exceptions import SettingsError
 
+from api.call_command import speech_from
 from campaigns.calendar import BusinessCalendar, parse_weekly_hours
 from campaigns.events import Phone
 from campaigns.purpose import parse_retry_delays
@@ -132,6 +133,7 @@ def domain_problems(settings: Settings) -> list[Problem]:
         (("company_name_spoken",), _company_spoken),
         (("inbound_status",), _inbound_status),
         (("channel_limit", "rtp_port_min", "rtp_port_max"), _room_for_channels),
+        (("tts_voices", "tts_rate_wpm"), speech_from),
     ]
     problems = []
     for names, check in checks:

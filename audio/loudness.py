@@ -1,6 +1,6 @@
 """Loudness normalisation, so uploaded recordings and rendered speech sound equally loud.
 
-Target: integrated loudness of **-16 LUFS** (ITU-R BS.1770-4, measured with pyloudnorm at the
+Target: integrated loudness of **-20 LUFS** (ITU-R BS.1770-4, measured with pyloudnorm at the
 source's own rate, before resampling). Headroom rule: the gain is lowered when needed so that the
 **sample peak** of the audio it is applied to stays at or below **-1 dBFS**; such a clip ends up
 quieter than the target and says so (``peak_limited``). Clips shorter than BS.1770's 400 ms gating
@@ -17,7 +17,7 @@ import numpy as np
 import pyloudnorm
 from numpy.typing import NDArray
 
-TARGET_LUFS = -16.0
+TARGET_LUFS = -20.0  # what espeak-ng's speech reaches under the peak ceiling (docs/audio.md)
 PEAK_CEILING_DBFS = -1.0
 GATING_BLOCK_S = 0.4  # pyloudnorm's (BS.1770's) block: shorter audio cannot be gated
 

@@ -39,6 +39,7 @@ import logging
 import math
 import os
 import selectors
+import signal
 import subprocess
 import tempfile
 import threading
@@ -275,6 +276,8 @@ class CommandEngine:
         return os.path.basename(self._argv[0])
 
     def _run(self, text: str) -> bytes:
+        """The program's stdout for ``text``. It runs in a session of its own, so that on a
+        timeout or too much output the whole group (a wrapper script's children too) is killed."""
         deadline = time.monotonic() + self._timeout_s
         try:
             process = subprocess.Popen(
@@ -282,22 +285,24 @@ class CommandEngine:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
+                bufsize=0,
+                start_new_session=True,
             )
         except OSError as exc:
             raise SpeechError(f"cannot run speech command {self._argv[0]!r}: {exc}") from None
-        try:
-            output, errors = self._exchange(process, text.encode(), deadline)
-            returncode = process.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            raise SpeechError(
-                f"{self._name} did not finish within {self._timeout_s:g} s and was stopped"
-            ) from None
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        with process:
+            try:
+                output, errors = self._exchange(process, text.encode(), deadline)
+                returncode = process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                raise SpeechError(
+                    f"{self._name} did not finish within {self._timeout_s:g} s and was stopped"
+                ) from None
+            finally:
+                if process.poll() is None:  # not reaped yet: its group id is still its own
+                    os.killpg(process.pid, signal.SIGKILL)
         if returncode != 0:
-            detail = errors.decode(errors="replace").strip()[-_STDERR_KEPT:]
+            detail = errors.decode(errors="replace").strip()
             raise SpeechError(f"{self._name} failed with exit status {returncode}: {detail}")
         return output
 
@@ -308,10 +313,11 @@ class CommandEngine:
         assert process.stdin is not None and process.stdout is not None
         assert process.stderr is not None
         try:
-            process.stdin.write(text)  # a few KB at most: fits the pipe's buffer
-            process.stdin.close()
+            process.stdin.write(text)  # unbuffered, and a few KB at most: fits the pipe
         except BrokenPipeError:
             pass  # the program exited without reading; its status tells
+        finally:
+            process.stdin.close()
         output, errors = bytearray(), bytearray()
         with selectors.DefaultSelector() as selector:
             selector.register(process.stdout, selectors.EVENT_READ, output)

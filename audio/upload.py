@@ -24,7 +24,6 @@ So any decoding error part way, and fewer samples than the header promised, mean
 
 import io
 import math
-import struct
 from dataclasses import dataclass
 from pathlib import PurePath
 
@@ -50,7 +49,10 @@ SILENCE_DBFS = -50.0  # a recording whose peak stays below this has nothing to h
 _BLOCK_FRAMES = 1 << 16
 _LENGTH_TOLERANCE_S = 0.1  # an MP3 decoder may drop the encoder's padding frames
 _UNKNOWN_SIZE = 0xFFFFFFFF
-_OGG_PAGE = struct.Struct("<4sBBqIIIB")  # capture pattern .. number of segments (27 bytes)
+# An Ogg page header: "OggS", version, header type (at 5), ..., number of segments (at 26);
+# then the segment table, one length byte per segment; then the segments.
+_OGG_HEADER_SIZE = 27
+_OGG_HEADER_TYPE, _OGG_SEGMENTS = 5, 26
 _OGG_END_OF_STREAM = 0x04
 _FORMAT_NAMES = {"WAV": "WAV", "WAVEX": "WAV", "RF64": "WAV", "FLAC": "FLAC", "OGG": "Ogg",
                  "MP3": "MP3"}
@@ -59,7 +61,7 @@ _ACCEPTED_NAMES = "WAV, FLAC, OGG or MP3"
 
 @dataclass(frozen=True)
 class UploadLimits:
-    max_bytes: int = 20 * 1024 * 1024
+    max_bytes: int = 40 * 1024 * 1024
     max_seconds: float = 180.0
     min_seconds: float = 0.3
 
@@ -138,7 +140,7 @@ def decode_upload(data: bytes, filename: str, limits: UploadLimits = UploadLimit
             f"The recording is only {source.duration_s:.2f} s long; it must last at least "
             f"{limits.min_seconds:g} s. Check that the whole recording was exported.",
         )
-    peak = float(np.abs(mono).max())
+    peak = float(np.abs(mono).max(initial=0.0))
     if peak < 10 ** (SILENCE_DBFS / 20):
         raise UploadRefused(
             "audio-silent",
@@ -195,13 +197,18 @@ def _check_complete(data: bytes, major_format: str) -> None:
 
 
 def _ends_with_last_ogg_page(data: bytes) -> bool:
-    start = data.rfind(b"OggS")
-    if start < 0 or len(data) - start < _OGG_PAGE.size:
-        return False
-    header_type, segments = _OGG_PAGE.unpack_from(data, start)[2], data[start + 26]
-    table = data[start + _OGG_PAGE.size : start + _OGG_PAGE.size + segments]
-    end = start + _OGG_PAGE.size + segments + sum(table)
-    return len(table) == segments and end == len(data) and bool(header_type & _OGG_END_OF_STREAM)
+    """Whether ``data`` is whole Ogg pages, page after page, the last one flagged end-of-stream."""
+    position, header_type = 0, 0
+    while position < len(data):
+        if len(data) - position < _OGG_HEADER_SIZE or data[position : position + 4] != b"OggS":
+            return False
+        header_type = data[position + _OGG_HEADER_TYPE]
+        table_start = position + _OGG_HEADER_SIZE
+        table_end = table_start + data[position + _OGG_SEGMENTS]
+        if table_end > len(data):
+            return False
+        position = table_end + sum(data[table_start:table_end])
+    return position == len(data) and bool(header_type & _OGG_END_OF_STREAM)
 
 
 def _check_length(frames: int, rate: int, limits: UploadLimits) -> None:

@@ -6,6 +6,7 @@ from audio.errors import AudioError
 from audio.prompts import EncodedPrompt, PromptCache
 from campaigns.audio_clips import ClipPrompts
 from campaigns.hold_tips import HoldTips, Line, Tip
+from campaigns.prompt_recordings import PromptView
 from telephony.sip_backend import language_of
 
 
@@ -21,6 +22,13 @@ class HoldSounds:
             return await self._clips.prompt(tip.clip_id)
         assert tip.text is not None  # a tip has a text or a recording (hold_tips.checked_draft)
         return await self._prompts.from_text(tip.text, language_of(tip.locale))
+
+    async def prompt(self, view: PromptView, words: str) -> EncodedPrompt:
+        """A robot prompt as a call hears it: its recording, else `words` spoken in its
+        locale (`PromptRecordings.spoken`)."""
+        if view.recording is not None:
+            return await self._clips.prompt(view.recording.id)
+        return await self._prompts.from_text(words, language_of(view.text.locale))
 
     async def gap(self, line: Line) -> EncodedPrompt | None:
         """The line's music bed between tips, if it has one (else the gap is silence)."""

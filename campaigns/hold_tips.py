@@ -14,9 +14,11 @@ from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, time
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from audio.upload import Clip
+from campaigns.audio_clips import ClipInfo, clip_info, store_clip
 from campaigns.hold_errors import InvalidSound, NotFound, StaleEdit
 from campaigns.hold_models import AudioClip, HoldLine, HoldTip, HoldTipLine, HoldTipStat
 from campaigns.models import AuditEntry
@@ -161,6 +163,21 @@ class HoldTips:
                    _changes(before, _line_fields(saved)))
             return saved
 
+    # -- clips (recorded tips, music beds) -------------------------------------------------
+
+    def store_clip(self, actor: str, clip: Clip, name: str) -> ClipInfo:
+        """Keep an upload for tips and lines to use (the same sound twice is kept once)."""
+        now = self._clock()
+        with transaction(self._sessions) as session:
+            info = store_clip(session, clip, name, actor, now)
+            _audit(session, now, actor, "audio_clip.upload", f"audio_clip:{info.id}",
+                   {"file": name, "duration_s": info.duration_s})
+            return info
+
+    def clip(self, clip_id: str) -> ClipInfo:
+        with self._sessions() as session:
+            return clip_info(session, clip_id)
+
     # -- tips ---------------------------------------------------------------------------------
 
     def tips(self, line: str | None = None) -> list[Tip]:
@@ -221,7 +238,10 @@ class HoldTips:
     def reorder(self, actor: str, line: str, tip_ids: Sequence[int]) -> list[Tip]:
         """Put the line's tips in the order of `tip_ids`, which must name each of them once."""
         with transaction(self._sessions) as session:
-            _existing_line(session, line)
+            # The line's row first: one reorder of a line at a time (SQLite: the write lock).
+            if not session.execute(update(HoldLine).where(HoldLine.name == line)
+                                   .values(updated_at=self._clock())).rowcount:  # type: ignore[attr-defined]
+                raise NotFound("line", line)
             rows = list(session.scalars(
                 select(HoldTip).join(HoldTipLine, HoldTipLine.tip_id == HoldTip.id)
                 .where(HoldTipLine.line == line).order_by(HoldTip.position, HoldTip.id)
@@ -271,18 +291,25 @@ class HoldTips:
 
     def _current(self, session: Session, tip_id: int, version: int | None
                  ) -> tuple[HoldTip, Tip]:
-        row = session.scalar(select(HoldTip).where(HoldTip.id == tip_id).with_for_update())
+        """The tip, its version already moved on by a conditional UPDATE (so the database
+        decides between two edits of one version: on SQLite it takes the write lock, on
+        PostgreSQL the row lock, before anything is read), and the tip as it was."""
+        claim = update(HoldTip).where(HoldTip.id == tip_id)
+        if version is not None:
+            claim = claim.where(HoldTip.version == version)
+        claimed = session.execute(claim.values(version=HoldTip.version + 1))
+        row = session.get(HoldTip, tip_id, populate_existing=True)
         if row is None:
             raise NotFound("tip", tip_id)
-        if version is not None and row.version != version:
+        if not claimed.rowcount:  # type: ignore[attr-defined]
             raise StaleEdit(f"tip {tip_id} was changed by {row.updated_by} since you opened it "
                             f"(version {row.version}, yours {version}): reload it")
-        return row, _tip(row, _lines_of(session, [tip_id]).get(tip_id, ()))
+        before = _tip(row, _lines_of(session, [tip_id]).get(tip_id, ()))
+        return row, replace(before, version=row.version - 1)
 
     def _saved(self, session: Session, actor: str, action: str, row: HoldTip, before: Tip,
                lines: tuple[str, ...]) -> Tip:
         now = self._clock()
-        row.version += 1
         row.updated_at, row.updated_by = now, actor
         session.flush()
         after = _tip(row, lines)

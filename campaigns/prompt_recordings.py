@@ -8,11 +8,13 @@ the same in every call, so a recording may say it.
 """
 
 import asyncio
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from audio.prompts import EncodedPrompt
@@ -23,6 +25,8 @@ from campaigns.hold_models import PromptRecording
 from campaigns.models import AuditEntry
 from infra.db import transaction
 from ivr.catalog import FlowCatalog, PromptText
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,14 +62,23 @@ class PromptRecordings:
                 return view
         raise NotFound("prompt", f"{prompt_id} ({locale})")
 
+    def spoken(self, prompt_id: str, locale: str) -> tuple[PromptView, str]:
+        """The prompt and the words its speech says (the company's name filled in as a call
+        fills it); `PromptHasValues` for a prompt that speaks a call's own values, whose words
+        differ from call to call."""
+        view = self.get(prompt_id, locale)
+        if view.text.call_values:
+            raise _has_values(view.text)
+        options = self._catalog.options
+        company = options.company_spoken.get(locale, options.company)
+        return view, view.text.template.replace("{company}", company)
+
     def record(self, actor: str, prompt_id: str, locale: str, clip: Clip, name: str
                ) -> PromptView:
         """Play `clip` for the prompt from now on (it replaces an earlier recording)."""
         text = self.get(prompt_id, locale).text
         if text.call_values:
-            raise PromptHasValues(
-                f"{prompt_id} speaks the call's own {', '.join(text.call_values)}: it stays "
-                "synthetic, so a recording of it cannot be used")
+            raise _has_values(text)
         now = self._clock()
         with transaction(self._sessions) as session:
             info = store_clip(session, clip, name, actor, now)
@@ -98,15 +111,25 @@ class PromptRecordings:
         `locale` (what a call in that locale plays instead of speech)."""
         recordable = {text.prompt_id for text in self._catalog.prompt_texts()
                       if text.locale == locale and not text.call_values}
-        clips = await asyncio.to_thread(self._recorded, locale)
-        return {prompt_id: await self._clips.prompt(clip_id)
-                for prompt_id, clip_id in clips.items() if prompt_id in recordable}
+        try:
+            clips = await asyncio.to_thread(self._recorded, locale)
+            return {prompt_id: await self._clips.prompt(clip_id)
+                    for prompt_id, clip_id in clips.items() if prompt_id in recordable}
+        except SQLAlchemyError as exc:  # the call goes on in the synthetic voice
+            log.warning("recorded prompts for %s unavailable, speaking instead: %s", locale, exc)
+            return {}
 
     def _recorded(self, locale: str) -> dict[str, str]:
         with self._sessions() as session:
-            # .all(): dict() of a Result would take it for a mapping (it has .keys())
-            return dict(session.execute(select(PromptRecording.prompt_id, PromptRecording.clip_id)
-                                        .where(PromptRecording.locale == locale)).tuples().all())
+            rows = session.execute(select(PromptRecording.prompt_id, PromptRecording.clip_id)
+                                   .where(PromptRecording.locale == locale))
+            return {prompt_id: clip_id for prompt_id, clip_id in rows}
+
+
+def _has_values(text: PromptText) -> PromptHasValues:
+    return PromptHasValues(
+        f"{text.prompt_id} speaks the call's own {', '.join(text.call_values)}: it stays "
+        "synthetic, so a recording of it cannot be used")
 
 
 def _audit(session: Session, now: datetime, actor: str, action: str, prompt_id: str,

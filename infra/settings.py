@@ -14,7 +14,7 @@ import string
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -184,6 +184,9 @@ class Settings(BaseSettings):
     # Speech.
     tts_language: str = "en"
     tts_rate_wpm: int | None = Field(None, ge=80, le=400)
+    tts_voices: Annotated[dict[str, dict[str, Any]], NoDecode] = Field(
+        default_factory=dict, description="JSON: language -> speech engine options"
+    )
 
     @field_validator("rtp_port_max")
     @classmethod
@@ -263,6 +266,11 @@ class Settings(BaseSettings):
     @classmethod
     def _texts_json(cls, value: object) -> object:
         return _decode_json(value, "a JSON object: locale -> prompt id -> text")
+
+    @field_validator("tts_voices", mode="before")
+    @classmethod
+    def _voices_json(cls, value: object) -> object:
+        return _decode_json(value, 'a JSON object: language -> options, like {"ru": {...}}')
 
     @field_validator("company_name_spoken", mode="before")
     @classmethod

@@ -18,7 +18,7 @@ from typing import Any
 from standardwebhooks import Webhook
 
 from audio.prompts import EncodedPrompt, PromptCache
-from audio.speech import EspeakEngine
+from audio.speech import voices_from_config
 from infra.settings import DEV_WEBHOOK_SECRET
 from ivr.catalog import FlowCatalog, FlowOptions
 from lab.kamailio import Kamailio
@@ -102,7 +102,7 @@ class RingbackService:
         (read back from its prompt cache, or rendered the same way)."""
         catalog = FlowCatalog(FlowOptions(company=company, default_locale=locale))
         text = catalog.session(flow, locale, values or {}).texts[prompt_id]
-        cache = PromptCache(self.workdir / "data" / "prompts", EspeakEngine())
+        cache = PromptCache(self.workdir / "data" / "prompts", voices_from_config({}))
         # On a thread of its own: a test driving a browser has Playwright's loop running here.
         with ThreadPoolExecutor(1) as thread:
             return thread.submit(asyncio.run, cache.from_text(text, locale)).result()

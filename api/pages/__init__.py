@@ -6,7 +6,7 @@ from fastapi import FastAPI, Request
 from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
-from api.pages import support
+from api.pages import marketing, support
 from api.pages.render import STATIC, render
 from api.pages.routes import router
 from api.pages.security import SESSION_COOKIE, PageError, SignInRequired, clear_cookie, signin_url
@@ -34,6 +34,7 @@ async def _signin_required(request: Request, exc: Exception) -> Response:
 def install_pages(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(support.router)
+    app.include_router(marketing.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_exception_handler(PageError, _page_error)
     app.add_exception_handler(SignInRequired, _signin_required)

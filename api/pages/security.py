@@ -13,7 +13,12 @@
   CSRF token (signed in) or the pre-session `rb_csrf` cookie (the sign-in form: double
   submit); otherwise a 403 page, and nothing is done. Returns the parsed form.
 
-Forms are `application/x-www-form-urlencoded`, at most 64 KiB, parsed here (no multipart).
+- `upload_csrf_checked`: a POST form with a file (`multipart/form-data`), read with a bound
+  (api/uploads.py: the upload limit plus a little, counted as it streams, never read whole into
+  memory); the same CSRF check on its hidden `csrf` field, before anything in it is used. A
+  body over the bound is not read at all: `None`, for the page to say so (nothing is done).
+
+Other forms are `application/x-www-form-urlencoded`, at most 64 KiB, parsed here.
 """
 
 import hmac
@@ -27,6 +32,7 @@ from starlette.responses import Response
 
 from api.people import People, SignedIn
 from api.tokens import Role
+from api.uploads import BadUpload, UploadForm, UploadTooLarge, read_upload_form
 
 SESSION_COOKIE = "rb_session"
 CSRF_COOKIE = "rb_csrf"
@@ -128,6 +134,32 @@ def csrf_checked(
     given = form.get(CSRF_FIELD)
     expected = viewer.csrf_token if viewer is not None else request.cookies.get(CSRF_COOKIE)
     if not _same(expected, given):
+        raise PageError(403, "csrf_title", "csrf_message", viewer)
+    return form
+
+
+async def page_upload(request: Request) -> UploadForm | None:
+    """The multipart form a page posted, bounded; None when its body is over the bound (it
+    was not read); a 400 page for a body that is not a multipart form."""
+    try:
+        return await read_upload_form(request)
+    except UploadTooLarge:
+        return None
+    except BadUpload:
+        raise PageError(400, "bad_form", "bad_form") from None
+
+
+def upload_csrf_checked(
+    request: Request,
+    form: Annotated[UploadForm | None, Depends(page_upload)],
+    viewer: Annotated[SignedIn | None, Depends(optional_user)],
+) -> UploadForm | None:
+    """`csrf_checked` for a form with a file: its token checked like any form's. None: the
+    body was too large to read, so nothing in it may be used (the route says so)."""
+    if form is None:
+        return None
+    expected = viewer.csrf_token if viewer is not None else request.cookies.get(CSRF_COOKIE)
+    if not _same(expected, form.fields.get(CSRF_FIELD)):
         raise PageError(403, "csrf_title", "csrf_message", viewer)
     return form
 

@@ -9,21 +9,21 @@ import pytest
 from audio.errors import SpeechError
 from audio.g711 import Law
 from audio.prompts import PromptCache
-from audio.tts import SpeechSynthesizer, pick_voice
+from audio.speech import EspeakEngine, pick_voice
 from audio.wav import Pcm
 
 RUSSIAN = "Здравствуйте! На вашем счёте осталось мало денег, пожалуйста, пополните баланс."  # noqa: RUF001
 ENGLISH = "Hello, your balance is low, please top up your account today."
 
 
-class CountingSynthesizer(SpeechSynthesizer):
+class CountingSynthesizer(EspeakEngine):
     def __init__(self) -> None:
         super().__init__()
         self.renders = 0
 
-    def render(self, text: str, language: str, *, rate_wpm: int | None = None) -> Pcm:
+    def render(self, text: str, language: str) -> Pcm:
         self.renders += 1
-        return super().render(text, language, rate_wpm=rate_wpm)
+        return super().render(text, language)
 
 
 def assert_speech(pcm: Pcm) -> None:
@@ -45,41 +45,44 @@ def assert_speech(pcm: Pcm) -> None:
 def test_renders_speech_and_keeps_stdout_clean(
     capfd: pytest.CaptureFixture[str], language: str, text: str, voice: str
 ) -> None:
-    synthesizer = SpeechSynthesizer()
+    synthesizer = EspeakEngine()
     assert f"voice {voice};" in synthesizer.fingerprint(language)
     assert_speech(synthesizer.render(text, language))
     assert capfd.readouterr().out == ""
 
 
 def test_rate_changes_the_length() -> None:
-    synthesizer = SpeechSynthesizer()
-    slow = synthesizer.render(ENGLISH, "en", rate_wpm=120)
-    fast = synthesizer.render(ENGLISH, "en", rate_wpm=240)
+    slow = EspeakEngine(rate_wpm=120).render(ENGLISH, "en")
+    fast = EspeakEngine(rate_wpm=240).render(ENGLISH, "en")
     assert slow.duration_s > 1.5 * fast.duration_s
 
 
 async def test_concurrent_renders_are_serialised_and_all_complete() -> None:
-    synthesizer = SpeechSynthesizer()
+    synthesizer = EspeakEngine()
     jobs = [(RUSSIAN, "ru"), (ENGLISH, "en")] * 4
-    results = await asyncio.gather(*(synthesizer.render_async(t, lang) for t, lang in jobs))
+    results = await asyncio.gather(
+        *(asyncio.to_thread(synthesizer.render, t, lang) for t, lang in jobs)
+    )
     for pcm in results:
         assert_speech(pcm)
 
 
 @pytest.mark.parametrize(
-    ("text", "language", "rate", "message"),
+    ("text", "language", "message"),
     [
-        (ENGLISH, "xx", None, "no espeak-ng voice"),
-        ("   ", "en", None, "no text"),
-        ("a" * 2001, "en", None, "2000 limit"),
-        (ENGLISH, "en", 20, "outside"),
+        (ENGLISH, "xx", "no espeak-ng voice"),
+        ("   ", "en", "no text"),
+        ("a" * 2001, "en", "2000 limit"),
     ],
 )
-def test_what_cannot_be_spoken_is_refused(
-    text: str, language: str, rate: int | None, message: str
-) -> None:
+def test_what_cannot_be_spoken_is_refused(text: str, language: str, message: str) -> None:
     with pytest.raises(SpeechError, match=message):
-        SpeechSynthesizer().render(text, language, rate_wpm=rate)
+        EspeakEngine().render(text, language)
+
+
+def test_a_rate_espeak_does_not_take_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"80\.\.450"):
+        EspeakEngine(rate_wpm=20)
 
 
 def test_voice_choice() -> None:
@@ -106,7 +109,7 @@ async def test_prompt_cache_renders_once_and_serves_the_same_bytes(tmp_path: Pat
     assert synthesizer.renders == 1
     assert first.duration_s > 1.0
     assert first.for_law(Law.ULAW) != first.for_law(Law.ALAW)
-    assert set(files(tmp_path)) == {f"{first.key}.ulaw", f"{first.key}.alaw"}
+    assert set(files(tmp_path)) == {f"{first.key}.{ext}" for ext in ("ulaw", "alaw", "sln")}
 
     second = await cache.from_text(RUSSIAN, "ru")
     from_disk = await PromptCache(tmp_path, synthesizer).from_text(RUSSIAN, "ru")
@@ -130,7 +133,7 @@ async def test_a_half_prompt_on_disk_is_rendered_again(tmp_path: Path) -> None:
     assert synthesizer.renders == 2
     assert again.key == made.key
     assert len(again.ulaw) == len(again.alaw) > 8000
-    assert set(files(tmp_path)) == {f"{made.key}.ulaw", f"{made.key}.alaw"}
+    assert set(files(tmp_path)) == {f"{made.key}.{ext}" for ext in ("ulaw", "alaw", "sln")}
 
 
 def files(directory: Path) -> list[str]:

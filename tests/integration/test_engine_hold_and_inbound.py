@@ -21,7 +21,7 @@ import pytest
 
 from audio.g711 import Law, encode
 from audio.prompts import EncodedPrompt, PromptCache
-from audio.tts import SpeechSynthesizer
+from audio.speech import voices_from_config
 from ivr.catalog import FlowCatalog, FlowOptions, default_entries
 from ivr.results import FlowResult
 from lab.ports import allocate_ports
@@ -64,7 +64,7 @@ async def survey_on_hold(
     callee = sipp("uas_answer_hold", service="held", calls=1, start=True)
     async with user_agent(ports) as ua:
         backend = SipBackend(
-            ua, PromptCache(prompts_dir, SpeechSynthesizer()),
+            ua, PromptCache(prompts_dir, voices_from_config({})),
             FlowCatalog(FlowOptions(company="Acme", default_locale="en"),
                         default_entries(survey_no_input_s=no_input_s)),
             dial_template=f"sip:{{digits}}@127.0.0.1:{callee.port}",

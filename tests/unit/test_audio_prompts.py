@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from audio import g711, prompts
+from audio import g711, loudness
 from audio.errors import AudioFormatError
 from audio.g711 import Law
 from audio.prompts import EncodedPrompt, PromptCache
 from audio.resample import to_8k
-from audio.tts import SpeechSynthesizer
 from audio.wav import Pcm, save_wav
 
 SPEECH_DBFS = -20.0  # a typical speech level
@@ -43,17 +42,17 @@ def remove_all(directory: Path) -> None:
         path.unlink()
 
 
-class FakeSynthesizer(SpeechSynthesizer):
+class FakeSynthesizer:
     """A tone per text, counting renders; no espeak involved."""
 
     def __init__(self) -> None:
-        super().__init__()
         self.renders = 0
+        self.voice = "plain"
 
-    def fingerprint(self, language: str, *, rate_wpm: int | None = None) -> str:
-        return f"fake; {language}; {rate_wpm}"
+    def fingerprint(self, language: str) -> str:
+        return f"fake; {language}; {self.voice}"
 
-    def render(self, text: str, language: str, *, rate_wpm: int | None = None) -> Pcm:
+    def render(self, text: str, language: str) -> Pcm:
         self.renders += 1
         return sine(300 + 10 * len(text), 22050, seconds=0.5)
 
@@ -132,8 +131,11 @@ def test_prompt_from_wav_is_encoded_in_both_laws_and_stored(tmp_path: Path) -> N
         assert stored.read_bytes() == prompt.for_law(law)
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [
         f"{prompt.key}.alaw",
+        f"{prompt.key}.sln",
         f"{prompt.key}.ulaw",
     ]
+    assert (tmp_path / "cache" / f"{prompt.key}.sln").read_bytes() == prompt.pcm16
+    assert np.array_equal(np.frombuffer(prompt.pcm16, dtype="<i2"), expected)
 
 
 def test_wav_key_is_the_content_not_the_name(tmp_path: Path) -> None:
@@ -183,16 +185,17 @@ async def test_text_is_rendered_once_then_served_from_memory_and_disk(tmp_path: 
     assert synthesizer.renders == 1
     assert await PromptCache(tmp_path, synthesizer).from_text("hello", "en") == first
     assert synthesizer.renders == 1
-    others = [
-        await cache.from_text("hello", "ru"),
-        await cache.from_text("hello", "en", rate_wpm=120),
-        await cache.from_text("hello!", "en"),
-    ]
+    ru = await cache.from_text("hello", "ru")
+    exclaimed = await cache.from_text("hello!", "en")
+    synthesizer.voice = "other"
+    others = [ru, exclaimed, await cache.from_text("hello", "en")]
     assert synthesizer.renders == 4
     assert len({first.key, *(prompt.key for prompt in others)}) == 4
 
 
-@pytest.mark.parametrize("damage", ["no alaw", "no ulaw", "short alaw", "empty"])
+@pytest.mark.parametrize(
+    "damage", ["no alaw", "no ulaw", "no sln", "short alaw", "short sln", "empty"]
+)
 async def test_half_written_prompt_is_made_again(tmp_path: Path, damage: str) -> None:
     synthesizer = FakeSynthesizer()
     made = await PromptCache(tmp_path, synthesizer).from_text("hello", "en")
@@ -208,7 +211,12 @@ async def test_half_written_prompt_is_made_again(tmp_path: Path, damage: str) ->
 
 def damage_files(directory: Path, prompt: EncodedPrompt, damage: str) -> None:
     ulaw, alaw = directory / f"{prompt.key}.ulaw", directory / f"{prompt.key}.alaw"
-    if damage == "no alaw":
+    sln = directory / f"{prompt.key}.sln"
+    if damage == "no sln":
+        sln.unlink()
+    elif damage == "short sln":
+        sln.write_bytes(prompt.pcm16[:-2])
+    elif damage == "no alaw":
         alaw.unlink()
     elif damage == "no ulaw":
         ulaw.unlink()
@@ -231,7 +239,7 @@ def test_failed_write_leaves_no_partial_file(
     def crash(src: str, dst: str) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(prompts.os, "replace", crash)
+    monkeypatch.setattr("audio.prompts.os.replace", crash)
     with pytest.raises(OSError, match="disk full"):
         PromptCache(tmp_path / "cache").from_wav(tmp_path / "a.wav")
     assert list((tmp_path / "cache").iterdir()) == []
@@ -249,6 +257,31 @@ async def test_memory_holds_a_bounded_number_of_prompts(tmp_path: Path) -> None:
 async def test_text_needs_a_synthesizer(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError):
         await PromptCache(tmp_path).from_text("hello", "en")
+
+
+async def test_text_renders_are_normalised_to_the_target_loudness(tmp_path: Path) -> None:
+    prompt = await PromptCache(tmp_path, FakeSynthesizer()).from_text("hello", "en")
+    samples = np.frombuffer(prompt.pcm16, dtype="<i2").astype(np.float64) / 32768
+    assert loudness.loudness_lufs(samples, 8000) == pytest.approx(loudness.TARGET_LUFS, abs=1.0)
+    assert g711.encode(np.frombuffer(prompt.pcm16, dtype="<i2").astype(np.int16), Law.ULAW) == (
+        prompt.ulaw
+    )
+
+
+def test_clip_is_encoded_as_is_and_keyed_by_its_bytes(tmp_path: Path) -> None:
+    samples = to_8k(sine(440, 8000, dbfs=-16, seconds=0.5))
+    pcm16 = samples.astype("<i2").tobytes()
+    cache = PromptCache(tmp_path)
+    prompt = cache.from_clip(pcm16)
+    assert prompt.pcm16 == pcm16
+    assert prompt.ulaw == g711.encode(samples, Law.ULAW)
+    assert prompt.alaw == g711.encode(samples, Law.ALAW)
+    assert prompt.duration_s == pytest.approx(0.5)
+    assert cache.from_clip(bytes(pcm16)) is prompt
+    assert PromptCache(tmp_path).get(prompt.key) == prompt
+    assert cache.from_clip(pcm16[:-2]).key != prompt.key
+    with pytest.raises(AudioFormatError):
+        cache.from_clip(b"\x00" * 3)
 
 
 def test_encoded_prompt_picks_the_law() -> None:

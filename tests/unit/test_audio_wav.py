@@ -154,7 +154,7 @@ def test_pcm_is_mono_int16_read_only() -> None:
         pcm.samples[0] = 9
     source[0] = 9  # the caller's own array stays writable
     with pytest.raises(TypeError):
-        Pcm(np.zeros(3, dtype=np.float32), 8000)  # type: ignore[arg-type]
+        Pcm(np.zeros(3, dtype=np.float32), 8000)
     with pytest.raises(TypeError):
         Pcm(np.zeros((3, 2), dtype=np.int16), 8000)
     with pytest.raises(ValueError):
