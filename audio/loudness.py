@@ -14,7 +14,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import pyloudnorm
 from numpy.typing import NDArray
 
 TARGET_LUFS = -20.0  # what espeak-ng's speech reaches under the peak ceiling (docs/audio.md)
@@ -36,6 +35,8 @@ def loudness_lufs(samples: NDArray[np.float64], rate: int) -> float | None:
     if len(samples) == 0:
         return None
     if len(samples) >= GATING_BLOCK_S * rate:
+        import pyloudnorm  # loads scipy.signal (~2 s): only when something is measured
+
         measured = float(pyloudnorm.Meter(rate).integrated_loudness(samples))
     else:
         mean_square = float(np.mean(samples**2))
