@@ -7,7 +7,6 @@ FastAPI's own `UploadFile` parameters are not used for this: they would spool an
 before the route runs.
 """
 
-import asyncio
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
@@ -16,7 +15,8 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
 from audio.errors import UploadRefused
-from audio.upload import Clip, UploadLimits, decode_upload
+from audio.isolated import IsolatedDecoder
+from audio.upload import Clip, UploadLimits
 
 LIMITS = UploadLimits()
 FORM_OVERHEAD = 64 * 1024  # the boundaries, part headers and small fields around the file
@@ -95,7 +95,11 @@ async def read_upload_form(request: Request, max_body: int | None = None) -> Upl
     return result
 
 
+DECODER = IsolatedDecoder()
+
+
 async def decoded(data: bytes | None, filename: str) -> Clip:
-    """The uploaded file decoded for the line, in a worker thread; `UploadRefused` otherwise
-    (no file at all counts as an empty one)."""
-    return await asyncio.to_thread(decode_upload, data or b"", filename, LIMITS)
+    """The uploaded file decoded for the line, in a worker process (audio/isolated.py: a file
+    that crashes the decoder cannot crash the service); `UploadRefused` otherwise (no file at
+    all counts as an empty one)."""
+    return await DECODER.decode(data or b"", filename, LIMITS)

@@ -16,9 +16,12 @@ class UploadRefused(AudioFormatError):
     """
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
+        super().__init__(code, message)  # both in args: it crosses a process boundary (pickle)
         self.code = code
         self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class SpeechError(AudioError):

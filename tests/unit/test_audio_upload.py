@@ -2,7 +2,6 @@
 is refused and with which code. Every file is generated here; no binary fixtures."""
 
 import io
-import time
 
 import numpy as np
 import pytest
@@ -107,11 +106,9 @@ def test_a_peaky_recording_is_limited_by_its_peak_not_raised_to_the_target() -> 
     assert out_loudness is not None and out_loudness < TARGET_LUFS - 1
 
 
-def test_a_three_minute_48k_stereo_wav_converts_in_seconds() -> None:
+def test_three_minutes_of_48k_stereo_wav_fit_the_default_limits() -> None:
     data = encoded(tone(180.0, 48000, channels=2), 48000, "WAV", "PCM_16")
-    started = time.perf_counter()
-    clip = decode_upload(data, "long.wav", UploadLimits(max_bytes=len(data)))
-    assert time.perf_counter() - started < 10
+    clip = decode_upload(data, "long.wav")  # how long it takes: benchmarks/upload.py
     assert clip.duration_s == pytest.approx(180.0)
 
 
