@@ -6,10 +6,9 @@ too long and the line is the caller's owner's again."""
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from audio.prompts import EncodedPrompt
 from ivr.actions import CancelTimer, StartTimer, StopPlayback
@@ -27,10 +26,9 @@ from ivr.hold_session import (
     TipFinished,
 )
 from telephony.line import Line
+from telephony.line_events import LineEvents
 
 log = logging.getLogger(__name__)
-
-MAX_QUEUED_EVENTS = 64
 
 
 class HoldEnd(StrEnum):
@@ -66,32 +64,26 @@ class HoldPlayer:
         self._local_now = local_now
         self._on_play = on_play
         self._on_hangup_during = on_hangup_during
-        self._loop = asyncio.get_running_loop()
         # None wakes `run` up to look at the session again (after `connect`).
-        self._events: asyncio.Queue[HoldEvent | None] = asyncio.Queue(MAX_QUEUED_EVENTS)
-        self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._events: LineEvents[HoldEvent | None] = LineEvents(line.call_id)
         self._playing = False
 
     async def run(self, timeout_s: float) -> HoldEnd:
         """Hold the caller until `connect()`, a hang-up or `timeout_s`. Nothing plays and no
         timer runs when this returns."""
-        self._spawn(self._watch_hangup())
+        self._events.spawn(self._watch_hangup())
         try:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout_s):
                     self._execute(self._session.start())
                     while not self._session.finished:
-                        event = await self._events.get()
+                        event = await self._events.next()
                         if event is not None:
                             self._execute(self._session.handle(event))
         finally:
             if self._playing:
                 self._line.stop_playback()
-            for handle in self._timers.values():
-                handle.cancel()
-            for task in self._tasks:
-                task.cancel()
+            self._events.close()
         if self._session.connected:  # also when `connect` came just as the time ran out
             return HoldEnd.CONNECTED
         if self._session.finished:
@@ -102,38 +94,27 @@ class HoldPlayer:
     def connect(self) -> None:
         """An agent is free: stop the tip (or clip) now playing at once and end the wait."""
         self._execute(self._session.handle(Connected(self._local_now())))
-        self._put(None)
+        self._events.put(None)
 
     def _execute(self, actions: list[HoldAction]) -> None:
         for action in actions:
             match action:
                 case PlayTip():
-                    self._spawn(self._play_tip(action.tip_id))
+                    self._events.spawn(self._play_tip(action.tip_id))
                 case PlayGap():
-                    self._spawn(self._play_gap(action.clip))
+                    self._events.spawn(self._play_gap(action.clip))
                 case StopPlayback():
                     self._line.stop_playback()
                     self._playing = False
                 case StartTimer():
-                    self._timers[action.timer_id] = self._loop.call_later(
-                        action.seconds, self._fire, action.timer_id
-                    )
+                    self._events.start_timer(action.timer_id, action.seconds, self._fired)
                 case CancelTimer():
-                    handle = self._timers.pop(action.timer_id, None)
-                    if handle is not None:
-                        handle.cancel()
+                    self._events.cancel_timer(action.timer_id)
                 case HungUpDuringTip():
                     self._count(self._on_hangup_during, action.tip_id)
 
-    def _put(self, event: HoldEvent | None) -> None:
-        if self._events.full():
-            log.warning("call %s: hold event queue full, dropping %s", self._line.call_id, event)
-            return
-        self._events.put_nowait(event)
-
-    def _fire(self, timer_id: str) -> None:
-        self._timers.pop(timer_id, None)
-        self._put(TimerFired(timer_id, self._local_now()))
+    def _fired(self, timer_id: str) -> HoldEvent:
+        return TimerFired(timer_id, self._local_now())
 
     async def _play_tip(self, tip_id: int) -> None:
         sound = self._tips.get(tip_id)
@@ -143,7 +124,7 @@ class HoldPlayer:
             self._count(self._on_play, tip_id)
             await self._play(sound)
         if not self._line.ended.is_set():  # else the hang-up is reported, with this tip
-            self._put(TipFinished(tip_id, self._local_now()))
+            self._events.put(TipFinished(tip_id, self._local_now()))
 
     async def _play_gap(self, clip: str) -> None:
         sound = self._clips.get(clip)
@@ -151,7 +132,7 @@ class HoldPlayer:
             log.warning("call %s: music bed %r has no sound; silence", self._line.call_id, clip)
         elif not self._session.finished:
             await self._play(sound)
-        self._put(GapFinished(self._local_now()))
+        self._events.put(GapFinished(self._local_now()))
 
     async def _play(self, sound: EncodedPrompt) -> None:
         self._playing = True
@@ -169,10 +150,4 @@ class HoldPlayer:
 
     async def _watch_hangup(self) -> None:
         await self._line.ended.wait()
-        self._put(HungUp(self._local_now()))
-
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        task = asyncio.ensure_future(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        self._events.put(HungUp(self._local_now()))
