@@ -33,6 +33,7 @@ from api.people import People
 from api.prompts import router as prompts_router
 from api.request_id import RequestIdMiddleware
 from api.state import SoundServices
+from audio.isolated import IsolatedDecoder
 from audio.prompts import PromptCache
 from campaigns.audio_clips import ClipPrompts
 from campaigns.calendar import BusinessCalendar
@@ -342,6 +343,7 @@ def create_app(
                 await services.ua.stop()
             await services.http.aclose()
             services.database.close()
+            app.state.sounds.decoder.close()
             services.engine.dispose()
 
     app = openapi.create_app(title="ringback", version="0.1.0", lifespan=lifespan)
@@ -445,7 +447,8 @@ async def _start(
     app.state.database = database
     app.state.intake = intake
     app.state.people = People(sessions, Passwords(), clock=clock)
-    app.state.sounds = SoundServices(hold.tips, hold.stats, recordings, hold.sounds)
+    app.state.sounds = SoundServices(hold.tips, hold.stats, recordings, hold.sounds,
+                                     IsolatedDecoder())
     app.state.metrics_registry = registry
     app.state.metrics = metrics
     app.state.health_checks = checks

@@ -20,7 +20,7 @@ from api.auth import require_role
 from api.errors import TOKEN_ERRORS, ApiError, error_responses
 from api.state import Sounds, SoundServices
 from api.tokens import ApiToken, Role
-from api.uploads import BadUpload, UploadTooLarge, decoded, read_upload_form, too_large_refusal
+from api.uploads import BadUpload, UploadTooLarge, read_upload_form, too_large_refusal
 from audio.errors import AudioError, UploadRefused
 from audio.g711 import Law, decode
 from audio.prompts import EncodedPrompt
@@ -435,7 +435,7 @@ async def tip_sound(sounds: SoundServices, tip: Tip) -> Response:
 async def upload(request: Request, token: Marketer, sounds: Sounds) -> ClipOut:
     data, filename = await upload_clip(request)
     with sound_errors():
-        clip = await decoded(data, filename)
+        clip = await sounds.decoded(data, filename)
         info = await run_in_threadpool(sounds.tips.store_clip, token_actor(token), clip,
                                        filename)
     return clip_out(info)

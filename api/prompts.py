@@ -24,7 +24,6 @@ from api.hold_tips import (
     upload_clip,
 )
 from api.state import Sounds
-from api.uploads import decoded
 from campaigns.prompt_recordings import PromptView
 
 router = APIRouter(prefix="/api/v1", tags=["prompts"])
@@ -89,7 +88,7 @@ async def record_prompt(prompt_id: PromptId, locale: Locale, request: Request,
         # A missing prompt, or one with the call's values, is refused before the upload is read.
         await run_in_threadpool(sounds.recordings.spoken, prompt_id, locale)
         data, filename = await upload_clip(request)
-        clip = await decoded(data, filename)
+        clip = await sounds.decoded(data, filename)
         recorded = await run_in_threadpool(
             sounds.recordings.record, token_actor(token), prompt_id, locale, clip, filename)
     return prompt_out(recorded)

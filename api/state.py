@@ -9,6 +9,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.uploads import LIMITS
+from audio.isolated import IsolatedDecoder
+from audio.upload import Clip
 from campaigns.hold_sounds import HoldSounds
 from campaigns.hold_stats import HoldStats
 from campaigns.hold_tips import HoldTips
@@ -38,6 +41,13 @@ class SoundServices:
     stats: HoldStats
     recordings: PromptRecordings
     sounds: HoldSounds
+    decoder: IsolatedDecoder  # closed with the app
+
+    async def decoded(self, data: bytes | None, filename: str) -> Clip:
+        """An uploaded file decoded for the line, in a worker process (audio/isolated.py: a
+        file that crashes the decoder cannot crash the service); `UploadRefused` otherwise
+        (no file at all counts as an empty one)."""
+        return await self.decoder.decode(data or b"", filename, LIMITS)
 
 
 def app_sounds(request: Request) -> SoundServices:

@@ -15,8 +15,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
 from audio.errors import UploadRefused
-from audio.isolated import IsolatedDecoder
-from audio.upload import Clip, UploadLimits
+from audio.upload import UploadLimits
 
 LIMITS = UploadLimits()
 FORM_OVERHEAD = 64 * 1024  # the boundaries, part headers and small fields around the file
@@ -94,12 +93,3 @@ async def read_upload_form(request: Request, max_body: int | None = None) -> Upl
         await form.close()
     return result
 
-
-DECODER = IsolatedDecoder()
-
-
-async def decoded(data: bytes | None, filename: str) -> Clip:
-    """The uploaded file decoded for the line, in a worker process (audio/isolated.py: a file
-    that crashes the decoder cannot crash the service); `UploadRefused` otherwise (no file at
-    all counts as an empty one)."""
-    return await DECODER.decode(data or b"", filename, LIMITS)

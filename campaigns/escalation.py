@@ -20,18 +20,16 @@ Each escalation is a compare-and-set on `escalations` (and the status), so two i
 ticking at once escalate a task once, and a task resolved meanwhile is left alone.
 """
 
-import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from campaigns.models import CallbackTask
 from campaigns.outbox import SUPERVISOR_PREFIX, enqueue
 from campaigns.task_life import ACTIVE, UPDATED, record_change, task_payload
-from infra.db import BlockingRunner, transaction, utcnow
+from infra.db import DatabaseTick, transaction
 
 OVERDUE = "callback_task.overdue"
 ESCALATED = "callback_task.escalated"  # to the supervisor only
@@ -93,24 +91,8 @@ def mark_overdue(
     return escalated
 
 
-class OverdueTick:
+class OverdueTick(DatabaseTick[EscalationPolicy]):
     """The scheduler's tick: one transaction on the database thread."""
-
-    def __init__(
-        self,
-        sessions: sessionmaker[Session],
-        policy: EscalationPolicy,
-        *,
-        clock: Callable[[], datetime] = utcnow,
-        run_blocking: BlockingRunner = asyncio.to_thread,
-    ) -> None:
-        self._sessions = sessions
-        self._policy = policy
-        self._clock = clock
-        self._run_blocking = run_blocking
-
-    async def tick(self) -> None:
-        await self._run_blocking(self.run)
 
     def run(self) -> int:
         with transaction(self._sessions) as session:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from audio.prompts import EncodedPrompt
 from audio.upload import Clip
-from campaigns.audio_clips import ClipInfo, ClipPrompts, clip_infos, store_clip
+from campaigns.audio_clips import ClipInfo, ClipPrompts, clip_info, clip_infos, store_clip
 from campaigns.hold_errors import NotFound, PromptHasValues
 from campaigns.hold_models import PromptRecording
 from campaigns.models import AuditEntry
@@ -46,6 +46,9 @@ class PromptRecordings:
         self._clock = clock
         self._catalog = catalog
         self._clips = clips
+        self._texts = catalog.prompt_texts()  # the catalog never changes while we run
+        self._recordable = {(text.prompt_id, text.locale) for text in self._texts
+                            if not text.call_values}
 
     def list(self) -> list[PromptView]:
         """Every prompt in every locale, with its recording where there is one."""
@@ -54,13 +57,16 @@ class PromptRecordings:
                         for row in session.scalars(select(PromptRecording))}
             infos = clip_infos(session, set(recorded.values()))
         return [PromptView(text, infos.get(recorded.get((text.prompt_id, text.locale), "")))
-                for text in self._catalog.prompt_texts()]
+                for text in self._texts]
 
     def get(self, prompt_id: str, locale: str) -> PromptView:
-        for view in self.list():
-            if (view.text.prompt_id, view.text.locale) == (prompt_id, locale):
-                return view
-        raise NotFound("prompt", f"{prompt_id} ({locale})")
+        text = next((text for text in self._texts
+                     if (text.prompt_id, text.locale) == (prompt_id, locale)), None)
+        if text is None:
+            raise NotFound("prompt", f"{prompt_id} ({locale})")
+        with self._sessions() as session:
+            row = session.get(PromptRecording, (prompt_id, locale))
+            return PromptView(text, None if row is None else clip_info(session, row.clip_id))
 
     def spoken(self, prompt_id: str, locale: str) -> tuple[PromptView, str]:
         """The prompt and the words its speech says (the company's name filled in as a call
@@ -69,9 +75,7 @@ class PromptRecordings:
         view = self.get(prompt_id, locale)
         if view.text.call_values:
             raise _has_values(view.text)
-        options = self._catalog.options
-        company = options.company_spoken.get(locale, options.company)
-        return view, view.text.template.replace("{company}", company)
+        return view, self._catalog.words(view.text)
 
     def record(self, actor: str, prompt_id: str, locale: str, clip: Clip, name: str
                ) -> PromptView:
@@ -109,12 +113,11 @@ class PromptRecordings:
     async def for_locale(self, locale: str) -> Mapping[str, EncodedPrompt]:
         """prompt id -> the recording to play, for the recordable prompts recorded in
         `locale` (what a call in that locale plays instead of speech)."""
-        recordable = {text.prompt_id for text in self._catalog.prompt_texts()
-                      if text.locale == locale and not text.call_values}
         try:
             clips = await asyncio.to_thread(self._recorded, locale)
             return {prompt_id: await self._clips.prompt(clip_id)
-                    for prompt_id, clip_id in clips.items() if prompt_id in recordable}
+                    for prompt_id, clip_id in clips.items()
+                    if (prompt_id, locale) in self._recordable}
         except SQLAlchemyError as exc:  # the call goes on in the synthetic voice
             log.warning("recorded prompts for %s unavailable, speaking instead: %s", locale, exc)
             return {}

@@ -20,14 +20,12 @@ The cutoff is never more recent than the contact rules' period (`survey_period_d
 second survey through.
 """
 
-import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Delete, String, Update, cast, delete, null, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from campaigns.models import (
     CallAttempt,
@@ -38,7 +36,7 @@ from campaigns.models import (
     SurveyResponse,
     WebhookEvent,
 )
-from infra.db import BlockingRunner, transaction, utcnow
+from infra.db import DatabaseTick, transaction
 
 log = logging.getLogger(__name__)
 
@@ -95,21 +93,8 @@ def purge(session: Session, cutoff: datetime) -> dict[str, int]:
     }
 
 
-class RetentionPurge:
+class RetentionPurge(DatabaseTick[RetentionPolicy]):
     """The daily tick: one purge in one transaction."""
-
-    def __init__(
-        self,
-        sessions: sessionmaker[Session],
-        policy: RetentionPolicy,
-        *,
-        clock: Callable[[], datetime] = utcnow,
-        run_blocking: BlockingRunner = asyncio.to_thread,
-    ) -> None:
-        self._sessions = sessions
-        self._policy = policy
-        self._clock = clock
-        self._run_blocking = run_blocking
 
     def run(self) -> dict[str, int]:
         cutoff = self._policy.cutoff(self._clock())
@@ -118,6 +103,3 @@ class RetentionPurge:
         log.info("purged what finished before %s: %s", cutoff.isoformat(),
                  ", ".join(f"{name} {count}" for name, count in counts.items()))
         return counts
-
-    async def tick(self) -> None:
-        await self._run_blocking(self.run)

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
@@ -158,6 +158,33 @@ class BlockingRunner(Protocol):
 
     def __call__(self, func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Awaitable[T]:
         ...
+
+
+PolicyT = TypeVar("PolicyT")
+
+
+class DatabaseTick(Generic[PolicyT]):
+    """A periodic job done in one blocking call off the event loop (`tick` runs `run` through
+    `run_blocking`), with the sessions, its policy and a clock; a subclass says what `run` does."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        policy: PolicyT,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        run_blocking: BlockingRunner = asyncio.to_thread,
+    ) -> None:
+        self._sessions = sessions
+        self._policy = policy
+        self._clock = clock
+        self._run_blocking = run_blocking
+
+    async def tick(self) -> None:
+        await self._run_blocking(self.run)
+
+    def run(self) -> object:
+        raise NotImplementedError
 
 
 class DatabaseThreads:

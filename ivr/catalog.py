@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from ivr.errors import FlowError
-from ivr.flow import Templates, placeholders
+from ivr.flow import Templates, fill, placeholders
 from ivr.session import Session
 from ivr.survey import DEFAULT_NO_INPUT_TIMEOUT_S, survey_flow, survey_session
 from ivr.warning import WARNING_PROMPTS, WARNING_TEMPLATES, WarningReason, warning_session
@@ -136,6 +136,13 @@ class FlowCatalog:
                     flows.append(entry.name)
         return [PromptText(prompt_id, locale, text, tuple(sorted(flows)))
                 for (prompt_id, locale), (text, flows) in sorted(found.items())]
+
+    def words(self, text: PromptText) -> str:
+        """What a recordable prompt says in every call: its configured values filled in (the
+        company's name as it is spoken in that locale)."""
+        options = self.options
+        return fill(text.template, {
+            "company": options.company_spoken.get(text.locale, options.company)})
 
     def entry(self, flow: str) -> CatalogEntry:
         try:

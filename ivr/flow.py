@@ -220,7 +220,7 @@ class Flow:
             if unknown:
                 raise FlowError(f"{where}: no value for placeholders {unknown}")
         merged = {**self.templates[locale], **overrides.get(locale, {})}
-        return {prompt: _fill(template, values) for prompt, template in merged.items()}
+        return {prompt: fill(template, values) for prompt, template in merged.items()}
 
     def _check_overrides(self, overrides: Templates) -> None:
         for locale, templates in overrides.items():
@@ -251,6 +251,6 @@ def placeholders(template: str) -> list[str]:
     return _PLACEHOLDER.findall(template)
 
 
-def _fill(template: str, values: Mapping[str, str]) -> str:
+def fill(template: str, values: Mapping[str, str]) -> str:
     """Fill `{name}` placeholders in one pass: a value's own braces are never expanded."""
     return _PLACEHOLDER.sub(lambda match: values[match.group(1)], template)

@@ -25,7 +25,7 @@ from api.pages.texts import texts
 from api.people import SignedIn, user_actor
 from api.state import Sounds, SoundServices
 from api.tokens import Role
-from api.uploads import UploadForm, decoded, too_large_refusal
+from api.uploads import UploadForm, too_large_refusal
 from audio.errors import UploadRefused
 from campaigns.audio_clips import ClipInfo
 from campaigns.hold_errors import SoundError, StaleEdit
@@ -154,7 +154,7 @@ async def _uploaded_clip(sounds: SoundServices, viewer: SignedIn, form: UploadFo
     """The form's file decoded and kept (None without one); `UploadRefused` otherwise."""
     if not _has_file(form):
         return None
-    clip = await decoded(form.file, form.filename)
+    clip = await sounds.decoded(form.file, form.filename)
     return await run_in_threadpool(sounds.tips.store_clip, _actor(viewer), clip, form.filename)
 
 
@@ -442,7 +442,7 @@ async def record_prompt(request: Request, prompt_id: PromptId, locale: Locale,
             raise _too_large(viewer)
         try:
             await run_in_threadpool(sounds.recordings.spoken, prompt_id, locale)
-            clip = await decoded(form.file, form.filename)
+            clip = await sounds.decoded(form.file, form.filename)
             await run_in_threadpool(sounds.recordings.record, _actor(viewer), prompt_id,
                                     locale, clip, form.filename)
         except (SoundError, UploadRefused) as exc:

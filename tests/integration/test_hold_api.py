@@ -25,6 +25,7 @@ from api.prompts import router as prompts_router
 from api.state import SoundServices
 from api.tokens import Role, create_token
 from api.uploads import LIMITS
+from audio.isolated import IsolatedDecoder
 from audio.prompts import PromptCache
 from audio.speech import voices_from_config
 from audio.wav import wav_bytes
@@ -42,7 +43,7 @@ LINES = "/api/v1/hold-lines"
 
 
 @pytest.fixture
-def app(sessions: sessionmaker[Session], tmp_path: Path) -> FastAPI:
+def app(sessions: sessionmaker[Session], tmp_path: Path) -> Iterator[FastAPI]:
     app = FastAPI()
     install_error_handlers(app)
     app.include_router(hold_router)
@@ -53,8 +54,10 @@ def app(sessions: sessionmaker[Session], tmp_path: Path) -> FastAPI:
     app.state.sessions = sessions
     app.state.sounds = SoundServices(
         HoldTips(sessions, utcnow), HoldStats(sessions, utcnow),
-        PromptRecordings(sessions, utcnow, catalog, clips), HoldSounds(prompts, clips))
-    return app
+        PromptRecordings(sessions, utcnow, catalog, clips), HoldSounds(prompts, clips),
+        IsolatedDecoder())
+    yield app
+    app.state.sounds.decoder.close()
 
 
 def client_for(app: FastAPI, sessions: sessionmaker[Session], role: Role, name: str
