@@ -1,8 +1,9 @@
 """sipp 3.6.1 as a test peer: a UAS in the background or a UAC run to completion.
 
 Scenarios live in ``scenarios/``; each run renders its scenario into its own temp dir
-(``@@DTMF_PCAP@@`` / ``@@INBAND_PCAP@@`` and any ``template`` values are filled in there,
-because ``play_pcap_audio`` paths are read when sipp parses the scenario, not through ``-key``).
+(``@@DTMF_PCAP@@``, ``@@DTMF_PCAP_AGAIN@@`` (the same key as a new event), ``@@INBAND_PCAP@@``
+and any ``template`` values are filled in there, because ``play_pcap_audio`` paths are read when
+sipp parses the scenario, not through ``-key``).
 sipp runs with ``-trace_msg -trace_err`` so every SIP message it sent or received is in
 :meth:`Sipp.messages`.
 """
@@ -18,12 +19,14 @@ from pathlib import Path
 
 from lab.kamailio import require_binary
 from lab.make_inband_pcap import write_inband_pcap
+from lab.pcap_retime import retimed_pcap
 from lab.ports import HOST, PortBlock, allocate_ports, udp_port_bound
 from lab.process import PeerError, PeerProcess
 
 SCENARIOS = Path(__file__).with_name("scenarios")
 DTMF_PCAP_DIR = Path("/usr/share/sip-tester")
 DEFAULT_DTMF_PCAP = DTMF_PCAP_DIR / "dtmf_2833_1.pcap"
+AGAIN_TIMESTAMP_SHIFT = 8000 * 60  # a minute of 8 kHz RTP time after the first press
 
 # sipp exit codes (sipp -h / docs).
 EXIT_ALL_OK = 0
@@ -182,6 +185,10 @@ class Sipp:
         self.log_path = self.workdir / "sipp.log"
         values = {"DTMF_PCAP": str(dtmf_pcap(dtmf_digit)), "FROM_USER": from_user}
         text = source.read_text()
+        if "@@DTMF_PCAP_AGAIN@@" in text:  # the same key pressed once more: a new event
+            again = retimed_pcap(dtmf_pcap(dtmf_digit), self.workdir / "dtmf_again.pcap",
+                                 timestamp_shift=AGAIN_TIMESTAMP_SHIFT)
+            values["DTMF_PCAP_AGAIN"] = str(again)
         if "@@INBAND_PCAP@@" in text:
             pcap = write_inband_pcap(self.workdir / f"inband_{inband_digit}.pcap", inband_digit)
             values["INBAND_PCAP"] = str(pcap)

@@ -151,6 +151,31 @@ def test_silence_repeats_the_question_then_gives_up(
     assert rows(svc, "select status, attempts from jobs") == [("unanswered", 1)]
 
 
+def test_a_key_pressed_during_the_greeting_is_ignored_and_pressing_again_counts(
+    service: ServiceFactory, kamailio: Kamailio, sipp: SippFactory, crm: CrmReceiver,
+    capture: CaptureFactory,
+) -> None:
+    svc = service()
+    # Too early: 3 s before the greeting ends. No BYE follows, so 6 s later (3 s into the
+    # question) the phone presses "2" once more.
+    pause_ms = int((greeting_seconds(svc) - 3.0) * 1000)
+    assert pause_ms > 0
+    phone = client_phone(sipp, kamailio, "uas_survey_answer", dtmf_digit="2", calls=1,
+                         template={"PAUSE_MS": str(pause_ms)})
+    cap = capture(svc.rtp_range)
+    assert svc.post_event(call_completed())[0] == 202
+    completed = crm.wait_for("survey.completed", timeout=60)
+    assert completed.payload["data"]["score"] == 2
+    assert phone.wait(20) == 0, phone.describe()
+    cap.stop()
+    # Two key presses reached the robot: two RFC 4733 events, told apart by their timestamps.
+    events = {p.timestamp for p in cap.rtp_packets()
+              if p.payload_type == 101 and not svc.rtp_range[0] <= p.src_port <= svc.rtp_range[1]}
+    assert len(events) == 2
+    assert rendered(svc, "survey.question")[:4000] in sent_audio(svc, cap)  # asked, then answered
+    assert rows(svc, "select number, outcome from call_attempts") == [(1, "answered")]
+
+
 def test_busy_is_retried_then_reported_unanswered(
     service: ServiceFactory, kamailio: Kamailio, sipp: SippFactory, crm: CrmReceiver
 ) -> None:
