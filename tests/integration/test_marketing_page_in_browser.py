@@ -205,6 +205,25 @@ def test_a_file_form_without_its_csrf_token_is_refused_and_changes_nothing(
     assert (rows(service, "audio_clips"), rows(service, "prompt_recordings")) == before
 
 
+def test_a_50_mb_file_is_refused_in_the_page_and_nothing_is_stored(
+    service: RingbackService, context: BrowserContext, tmp_path: Path,
+) -> None:
+    page = context.new_page()
+    sign_in(page, service, "mila", "/marketing/prompts")
+    huge = tmp_path / "huge.wav"
+    with huge.open("wb") as out:
+        out.truncate(50 * 1024 * 1024)
+    before = rows(service, "audio_clips"), rows(service, "prompt_recordings")
+    form = page.locator("tr#survey\\.thanks-en form.upload")
+    form.locator("input[type=file]").set_input_files(str(huge))
+    with page.expect_response(lambda r: r.url.endswith("/recording")) as refused:
+        form.locator("button").click()
+    page.wait_for_load_state()
+    assert refused.value.status == 413
+    assert "over the limit of 40 MB" in page.locator(".notice").inner_text()
+    assert (rows(service, "audio_clips"), rows(service, "prompt_recordings")) == before
+
+
 def test_a_russian_marketer_gets_russian_pages(
     service: RingbackService, context: BrowserContext,
 ) -> None:
