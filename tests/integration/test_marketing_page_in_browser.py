@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from playwright.sync_api import BrowserContext, Page
+from playwright.sync_api import BrowserContext, Locator, Page
 
 from audio.wav import wav_bytes
 from lab.ringback import RingbackService
@@ -70,6 +70,15 @@ def wav_seconds(data: bytes) -> float:
     with wave.open(io.BytesIO(data)) as wav:
         assert wav.getframerate() == 8000 and wav.getnchannels() == 1
         return float(wav.getnframes()) / 8000
+
+
+def post_recording(page: Page, form: Locator, recording: Path) -> int:
+    """Submit a prompt's upload form with `recording`; the status of the answer."""
+    form.locator("input[type=file]").set_input_files(str(recording))
+    with page.expect_response(lambda r: r.url.endswith("/recording")) as posted:
+        form.locator("button").click()
+    page.wait_for_load_state()
+    return posted.value.status
 
 
 def create_tip(page: Page, title: str, text: str, locale: str = "ru") -> None:
@@ -164,11 +173,7 @@ def test_a_survey_prompt_is_recorded_and_bad_files_are_refused(
     clips_before = rows(service, "audio_clips")
     notes = tmp_path / "notes.wav"
     notes.write_text("not a recording\n" * 50)
-    question.locator("input[type=file]").set_input_files(str(notes))
-    with page.expect_response(lambda r: r.url.endswith("/recording")) as refused:
-        question.locator("form.upload button").click()
-    page.wait_for_load_state()
-    assert refused.value.status == 422
+    assert post_recording(page, question.locator("form.upload"), notes) == 422
     assert "The file was not accepted" in page.locator(".notice").inner_text()
     assert rows(service, "audio_clips") == clips_before
     assert rows(service, "prompt_recordings") == 0
@@ -197,11 +202,8 @@ def test_a_file_form_without_its_csrf_token_is_refused_and_changes_nothing(
     before = rows(service, "audio_clips"), rows(service, "prompt_recordings")
     form = page.locator("tr#survey\\.goodbye-en form.upload")
     form.locator("input[name=csrf]").evaluate("input => input.value = 'forged'")
-    form.locator("input[type=file]").set_input_files(str(recording))
-    with page.expect_response(lambda r: r.url.endswith("/recording")) as posted:
-        form.locator("button").click()
-    page.wait_for_load_state()
-    assert posted.value.status == 403 and "Form expired" in page.content()
+    assert post_recording(page, form, recording) == 403
+    assert "Form expired" in page.content()
     assert (rows(service, "audio_clips"), rows(service, "prompt_recordings")) == before
 
 
@@ -214,12 +216,7 @@ def test_a_50_mb_file_is_refused_in_the_page_and_nothing_is_stored(
     with huge.open("wb") as out:
         out.truncate(50 * 1024 * 1024)
     before = rows(service, "audio_clips"), rows(service, "prompt_recordings")
-    form = page.locator("tr#survey\\.thanks-en form.upload")
-    form.locator("input[type=file]").set_input_files(str(huge))
-    with page.expect_response(lambda r: r.url.endswith("/recording")) as refused:
-        form.locator("button").click()
-    page.wait_for_load_state()
-    assert refused.value.status == 413
+    assert post_recording(page, page.locator("tr#survey\\.thanks-en form.upload"), huge) == 413
     assert "over the limit of 40 MB" in page.locator(".notice").inner_text()
     assert (rows(service, "audio_clips"), rows(service, "prompt_recordings")) == before
 
