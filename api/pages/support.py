@@ -1,14 +1,15 @@
-"""The support page: the callback-task queue by deadline, and claim / note / resolve / release
-in one or two clicks, each a CSRF-checked form over the same task-life service as the API
-(campaigns/task_life.py). A change another agent got to first (a task already claimed) shows
-the page again with a clear message and status 409.
+"""The support page: the callback-task queue by deadline, and claim / log a call / note /
+resolve / release / cancel (an admin also reassigns) in one or two clicks, each a CSRF-checked
+form over the same task-life service as the API (campaigns/task_life.py). A change another
+agent got to first (a task already claimed) shows the page again with a clear message and
+status 409.
 
 The queue shows each deadline in the business's zone and counts down to it (static JS, no
 inline script: the pages' CSP); the page polls `/support/version` and reloads when a task
 changed, unless the agent is typing.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -20,13 +21,14 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from api.pages.render import render
 from api.pages.security import Form, csrf_checked, require_page_role
 from api.pages.texts import texts
-from api.people import SignedIn, user_actor
+from api.people import People, Person, SignedIn, user_actor
 from api.state import app_clock, app_sessions
 from api.tokens import Role
 from campaigns import task_life
 from campaigns.models import TaskOutcome
 from campaigns.support_queue import View, queue, version
 from campaigns.task_errors import TaskConflict, TaskError
+from campaigns.task_life import AttemptResult
 from infra.db import transaction
 
 router = APIRouter(include_in_schema=False)
@@ -52,6 +54,23 @@ def _view(raw: str | None) -> View:
         return View.OPEN
 
 
+def _result_labels(words: Mapping[str, str]) -> dict[str, str]:
+    """Each call result's label (a task outcome's own, or the attempt's), the ones where
+    nobody was talked to first: they are what a logged call mostly says."""
+    ordered = sorted(AttemptResult, key=lambda result: result.value in set(TaskOutcome))
+    return {result.value: words.get(f"outcome_{result.value}") or words[f"attempt_{result.value}"]
+            for result in ordered}
+
+
+def _colleagues(request: Request, viewer: SignedIn) -> list[Person]:
+    """Whom an admin may give a task to: active support agents and admins (none for others)."""
+    if viewer.person.role != Role.ADMIN:
+        return []
+    people: People = request.app.state.people
+    return [person for person in people.list()
+            if not person.disabled and person.role in (Role.SUPPORT, Role.ADMIN)]
+
+
 def _page(request: Request, viewer: SignedIn, view: View, *, status: int = 200,
           notice: str = "") -> Response:
     now = app_clock(request)()
@@ -66,6 +85,8 @@ def _page(request: Request, viewer: SignedIn, view: View, *, status: int = 200,
         now=now, zone=zone, version=current, notice=notice, me=user_actor(
             viewer.person.username), outcomes=list(TaskOutcome), local=_local,
         calling_hours=settings.calling_window_hours,
+        results=_result_labels(texts(viewer.person.locale)),
+        colleagues=_colleagues(request, viewer), user_actor=user_actor,
     )
 
 
@@ -131,12 +152,46 @@ def note(request: Request, task_id: str, viewer: Agent, form: CheckedForm) -> Re
         session, task_id, text, actor, now))
 
 
+def _incomplete(request: Request, viewer: SignedIn, form: Form, notice: str) -> Response:
+    """The queue again, 422, saying what the form lacked; nothing changed."""
+    return _page(request, viewer, _view(form.get("view")), status=422,
+                 notice=texts(viewer.person.locale)[notice])
+
+
+@router.post("/support/tasks/{task_id}/attempt")
+def attempt(request: Request, task_id: str, viewer: Agent, form: CheckedForm) -> Response:
+    result = form.get("result", "")
+    if result not in AttemptResult.__members__.values():
+        return _incomplete(request, viewer, form, "choose_result")
+    note_text = form.get("note", "").strip()[:MAX_NOTE] or None
+    return _act(request, viewer, form, lambda session, actor, now: task_life.record_attempt(
+        session, task_id, AttemptResult(result), note_text, actor, now))
+
+
+@router.post("/support/tasks/{task_id}/cancel")
+def cancel(request: Request, task_id: str, viewer: Agent, form: CheckedForm) -> Response:
+    reason = form.get("reason", "").strip()[:MAX_NOTE]
+    if not reason:
+        return _incomplete(request, viewer, form, "cancel_needs_reason")
+    return _act(request, viewer, form, lambda session, actor, now: task_life.cancel(
+        session, task_id, reason, actor, now))
+
+
+@router.post("/support/tasks/{task_id}/reassign")
+def reassign(request: Request, task_id: str, viewer: Agent, form: CheckedForm) -> Response:
+    chosen = form.get("to", "")
+    if viewer.person.role == Role.ADMIN and chosen not in {
+            person.username for person in _colleagues(request, viewer)}:
+        return _incomplete(request, viewer, form, "choose_colleague")
+    return _act(request, viewer, form, lambda session, actor, now: task_life.reassign(
+        session, task_id, user_actor(chosen), actor, now))
+
+
 @router.post("/support/tasks/{task_id}/resolve")
 def resolve(request: Request, task_id: str, viewer: Agent, form: CheckedForm) -> Response:
     outcome = form.get("outcome", "")
     if outcome not in TaskOutcome.__members__.values():
-        return _page(request, viewer, _view(form.get("view")), status=422,
-                     notice=texts(viewer.person.locale)["choose_outcome"])
+        return _incomplete(request, viewer, form, "choose_outcome")
     note_text = form.get("note", "").strip()[:MAX_NOTE] or None
     return _act(request, viewer, form, lambda session, actor, now: task_life.resolve(
         session, task_id, TaskOutcome(outcome), note_text, actor, now))

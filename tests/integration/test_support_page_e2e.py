@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page
+from playwright.sync_api import Browser, BrowserContext, Locator, Page
 
 from lab.crm_events import call_completed, envelope
 from lab.crm_receiver import CrmReceiver
@@ -152,3 +152,93 @@ def test_the_page_shows_a_new_task_without_a_reload(
     # No click, no reload by the test: the page polls and shows the task by itself.
     page.locator("article.task", has_text="Callback requested").wait_for(timeout=20_000)
     assert "Please call after lunch" in page.locator("article.task").inner_text()
+
+
+def requested_task(svc: RingbackService, client: str, phone: str) -> None:
+    event = envelope("callback.requested", {"client_id": client, "phone": phone,
+                                            "timezone": "Europe/Moscow"})
+    assert svc.post_event(event)[0] == 202
+
+
+def test_agents_log_calls_and_cancel_and_an_admin_reassigns(
+    service: ServiceFactory, crm: CrmReceiver, agents: tuple[BrowserContext, BrowserContext],
+    browser: Browser,
+) -> None:
+    svc = service()
+    create_users(svc, ("anna", "support", "en"), ("boris", "support", "ru"),
+                 ("olga", "admin", "en"), ("mila", "marketing", "en"))
+    requested_task(svc, "c-5", "+79990000005")
+    requested_task(svc, "c-6", "+79990000006")
+    wait_until(lambda: rows(svc, "select count(*) from callback_tasks") == [(2,)], 20.0)
+    ids = dict(rows(svc, "select client_id, id from callback_tasks"))
+    page = agents[0].new_page()
+    sign_in(page, svc, "anna", "/support")
+    assert page.locator("form.reassign").count() == 0  # only an admin gives tasks away
+
+    def card(client: str) -> Locator:
+        return page.locator(f"article.task[data-task='{ids[client]}']")
+
+    # A call that did not reach the client is logged, with how it went; the task stays open.
+    card("c-5").locator("select[name=result]").select_option("no_answer")
+    card("c-5").locator("form.attempt input[name=note]").fill("Rang 10 times")
+    card("c-5").locator("button.attempt-button").click()
+    page.wait_for_load_state()
+    assert "No answer · Rang 10 times" in card("c-5").locator(".attempts").inner_text()
+    assert rows(svc, f"select agent, result, note from callback_task_attempts "
+                     f"where task_id = '{ids['c-5']}'") == [("user:anna", "no_answer",
+                                                             "Rang 10 times")]
+    assert "open" in card("c-5").locator(".status").inner_text()
+
+    # Cancelling asks first; saying no changes nothing, saying yes cancels with the reason.
+    card("c-6").locator("input[name=reason]").fill("Solved by e-mail")
+    asked: list[str] = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    card("c-6").locator("button.cancel-button").click()
+    assert asked == ["Cancel this task? It leaves the queue and the CRM is told."]
+    assert rows(svc, f"select status from callback_tasks where id = '{ids['c-6']}'") == [
+        ("open",)]
+    page.once("dialog", lambda dialog: dialog.accept())
+    with page.expect_navigation():
+        card("c-6").locator("button.cancel-button").click()
+    assert page.locator(".notice").count() == 0  # not refused: the "no" above sent nothing
+    assert card("c-6").count() == 0
+    assert rows(svc, f"select status, cancel_reason from callback_tasks "
+                     f"where id = '{ids['c-6']}'") == [("cancelled", "Solved by e-mail")]
+    cancelled = crm.wait_for("callback_task.resolved", timeout=30)
+    assert cancelled.verified and cancelled.payload["data"]["task_id"] == ids["c-6"]
+
+    # A form sent without a reason or a result (no browser checks) is refused; nothing changes.
+    before = rows(svc, "select id, status from callback_tasks order by id"), \
+        rows(svc, "select count(*) from callback_task_attempts")
+    card("c-5").locator("form.cancel").evaluate("form => form.submit()")
+    page.wait_for_load_state()
+    assert "Say why the task is cancelled." in page.locator(".notice").inner_text()
+    card("c-5").locator("select[name=result]").evaluate(
+        "select => { select.innerHTML = '<option value=\"shrug\">?</option>'; "
+        "select.form.submit(); }")
+    page.wait_for_load_state()
+    assert "Choose how the call went" in page.locator(".notice").inner_text()
+    assert (rows(svc, "select id, status from callback_tasks order by id"),
+            rows(svc, "select count(*) from callback_task_attempts")) == before
+
+    # An admin gives the open task to boris, who finds it under "Mine", in Russian.
+    admin = agents[1].new_page()
+    sign_in(admin, svc, "olga", "/support")
+    form = admin.locator(f"article.task[data-task='{ids['c-5']}'] form.reassign")
+    assert form.locator("option").all_inner_texts() == ["anna (anna)", "boris (boris)",
+                                                        "olga (olga)"]  # not marketing
+    form.locator("select[name=to]").select_option("boris")
+    form.locator("button.reassign-button").click()
+    admin.wait_for_load_state()
+    assert rows(svc, f"select status, assignee from callback_tasks "
+                     f"where id = '{ids['c-5']}'") == [("claimed", "user:boris")]
+    borises = browser.new_context()
+    try:
+        boris = borises.new_page()
+        sign_in(boris, svc, "boris", "/support?view=mine")
+        mine = boris.locator(f"article.task[data-task='{ids['c-5']}']")
+        assert "взята · boris" in mine.locator(".status").inner_text()
+        attempts = mine.locator(".attempts").inner_text()
+        assert "Не ответил · Rang 10 times" in attempts  # noqa: RUF001 (Russian text)
+    finally:
+        borises.close()
