@@ -144,12 +144,17 @@ def release(request: Request, task_id: str, viewer: Agent, form: CheckedForm) ->
 
 @router.post("/support/tasks/{task_id}/note")
 def note(request: Request, task_id: str, viewer: Agent, form: CheckedForm) -> Response:
-    text = form.get("text", "").strip()[:MAX_NOTE]
+    text = _written(form, "text")
     if not text:
         return RedirectResponse(f"/support?view={_view(form.get('view')).value}",
                                 status_code=303)
     return _act(request, viewer, form, lambda session, actor, now: task_life.add_note(
         session, task_id, text, actor, now))
+
+
+def _written(form: Form, field: str) -> str:
+    """What a person wrote in `field`, trimmed, at most MAX_NOTE characters."""
+    return form.get(field, "").strip()[:MAX_NOTE]
 
 
 def _incomplete(request: Request, viewer: SignedIn, form: Form, notice: str) -> Response:
@@ -163,14 +168,14 @@ def attempt(request: Request, task_id: str, viewer: Agent, form: CheckedForm) ->
     result = form.get("result", "")
     if result not in AttemptResult.__members__.values():
         return _incomplete(request, viewer, form, "choose_result")
-    note_text = form.get("note", "").strip()[:MAX_NOTE] or None
+    note_text = _written(form, "note") or None
     return _act(request, viewer, form, lambda session, actor, now: task_life.record_attempt(
         session, task_id, AttemptResult(result), note_text, actor, now))
 
 
 @router.post("/support/tasks/{task_id}/cancel")
 def cancel(request: Request, task_id: str, viewer: Agent, form: CheckedForm) -> Response:
-    reason = form.get("reason", "").strip()[:MAX_NOTE]
+    reason = _written(form, "reason")
     if not reason:
         return _incomplete(request, viewer, form, "cancel_needs_reason")
     return _act(request, viewer, form, lambda session, actor, now: task_life.cancel(
@@ -192,6 +197,6 @@ def resolve(request: Request, task_id: str, viewer: Agent, form: CheckedForm) ->
     outcome = form.get("outcome", "")
     if outcome not in TaskOutcome.__members__.values():
         return _incomplete(request, viewer, form, "choose_outcome")
-    note_text = form.get("note", "").strip()[:MAX_NOTE] or None
+    note_text = _written(form, "note") or None
     return _act(request, viewer, form, lambda session, actor, now: task_life.resolve(
         session, task_id, TaskOutcome(outcome), note_text, actor, now))
