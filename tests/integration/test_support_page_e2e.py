@@ -181,8 +181,8 @@ def test_agents_log_calls_and_cancel_and_an_admin_reassigns(
     # A call that did not reach the client is logged, with how it went; the task stays open.
     card("c-5").locator("select[name=result]").select_option("no_answer")
     card("c-5").locator("form.attempt input[name=note]").fill("Rang 10 times")
-    card("c-5").locator("button.attempt-button").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        card("c-5").locator("button.attempt-button").click()
     assert "No answer · Rang 10 times" in card("c-5").locator(".attempts").inner_text()
     assert rows(svc, f"select agent, result, note from callback_task_attempts "
                      f"where task_id = '{ids['c-5']}'") == [("user:anna", "no_answer",
@@ -210,13 +210,13 @@ def test_agents_log_calls_and_cancel_and_an_admin_reassigns(
     # A form sent without a reason or a result (no browser checks) is refused; nothing changes.
     before = rows(svc, "select id, status from callback_tasks order by id"), \
         rows(svc, "select count(*) from callback_task_attempts")
-    card("c-5").locator("form.cancel").evaluate("form => form.submit()")
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        card("c-5").locator("form.cancel").evaluate("form => form.submit()")
     assert "Say why the task is cancelled." in page.locator(".notice").inner_text()
-    card("c-5").locator("select[name=result]").evaluate(
-        "select => { select.innerHTML = '<option value=\"shrug\">?</option>'; "
-        "select.form.submit(); }")
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        card("c-5").locator("select[name=result]").evaluate(
+            "select => { select.innerHTML = '<option value=\"shrug\">?</option>'; "
+            "select.form.submit(); }")
     assert "Choose how the call went" in page.locator(".notice").inner_text()
     assert (rows(svc, "select id, status from callback_tasks order by id"),
             rows(svc, "select count(*) from callback_task_attempts")) == before
@@ -228,8 +228,8 @@ def test_agents_log_calls_and_cancel_and_an_admin_reassigns(
     assert form.locator("option").all_inner_texts() == ["anna (anna)", "boris (boris)",
                                                         "olga (olga)"]  # not marketing
     form.locator("select[name=to]").select_option("boris")
-    form.locator("button.reassign-button").click()
-    admin.wait_for_load_state()
+    with admin.expect_navigation():
+        form.locator("button.reassign-button").click()
     assert rows(svc, f"select status, assignee from callback_tasks "
                      f"where id = '{ids['c-5']}'") == [("claimed", "user:boris")]
     borises = browser.new_context()
