@@ -106,6 +106,8 @@ def _export(program: HoldProgram, line: str, directory: Path) -> int:
     tips = [TipAudio(entry.tip.id, entry.tip.title, entry.sound.pcm16) for entry in now.round()]
     gap = gap_pcm16(None if now.gap is None else now.gap.pcm16, timing.gap_s)
     directory = directory.absolute()
+    if directory.exists() and not directory.is_dir():
+        raise HoldRefused("export-failed", f"{directory} is a file, not a folder")
     try:
         report = write_folder(directory, plan_items(tips, gap))
     except OSError as exc:

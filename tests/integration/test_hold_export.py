@@ -168,3 +168,17 @@ def test_tips_out_of_schedule_or_removed_leave_the_folder(ws: Workspace,
     assert not [name for name in os.listdir(folder) if f"-tip-{tips[0].id}-" in name]
     assert (folder / "vendor-music.wav").read_bytes() == b"not ours"
     assert (folder / ".keep").exists()
+
+
+def test_a_folder_that_cannot_be_written_is_a_clear_error(ws: Workspace, tmp_path: Path) -> None:
+    ws.line()
+    ws.tip("Hours", "We are open from ten to seven.")
+    a_file = tmp_path / "moh.wav"
+    a_file.write_bytes(b"a file, not a folder")
+    for target, message in ((a_file, "is a file, not a folder"),
+                            (Path("/proc/ringback-moh"), "No such file or directory")):
+        done = ws.run("hold", "export", str(target), "--line", "main")
+        assert done.returncode == 2 and done.stdout == ""
+        error = json.loads(done.stderr.strip().splitlines()[-1])["error"]
+        assert error["code"] == "export-failed" and message in error["message"]
+    assert a_file.read_bytes() == b"a file, not a folder"
