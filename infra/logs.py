@@ -39,6 +39,15 @@ request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 _region = DEFAULT_REGION
 
 
+class _AlembicHousekeeping(logging.Filter):
+    """Drops the two lines alembic logs whenever a migration context is made ("Context impl
+    SQLiteImpl.", "Will assume non-transactional DDL."): every CLI command makes one to check the
+    schema, and `hold stream`'s stderr is Asterisk's log. The upgrades it runs are still logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(("Context impl", "Will assume"))
+
+
 def mask_phone_numbers(text: str, region: str | None = None) -> str:
     """`text` with every phone number's digits but the last two replaced by `*`; numbers
     without a country code are read in `region` (default: the one `configure_logging` got)."""
@@ -143,3 +152,5 @@ def configure_logging(
         logging.getLogger(name).setLevel(chatty_level)
     for name in _LEAKY:
         logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("alembic.runtime.migration").filters[:] = \
+        [] if level.upper() == "DEBUG" else [_AlembicHousekeeping()]

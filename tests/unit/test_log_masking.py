@@ -182,11 +182,14 @@ def restored_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     handlers, level = root.handlers[:], root.level
     names = ("apscheduler", "httpx", "httpcore")
     levels = {name: logging.getLogger(name).level for name in names}
+    migration = logging.getLogger("alembic.runtime.migration")
+    filters = migration.filters[:]
     try:
         yield
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
+        migration.filters[:] = filters
         for name, old in levels.items():
             logging.getLogger(name).setLevel(old)
 
@@ -202,6 +205,22 @@ def test_chatty_and_leaky_loggers_are_quieted(level: str, scheduler_level: int) 
     assert logging.getLogger("httpcore").getEffectiveLevel() == logging.WARNING
     assert isinstance(logging.getLogger().handlers[0].formatter, JsonFormatter)
     assert mask_phone_numbers("(212) 555-0123") == "(***) ***-**23"  # the configured region
+
+
+@pytest.mark.usefixtures("restored_logging")
+@pytest.mark.parametrize(("level", "housekeeping_shown"), [("INFO", False), ("DEBUG", True)])
+def test_alembic_housekeeping_lines_are_dropped_but_upgrades_are_logged(
+    level: str, housekeeping_shown: bool, capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging(level, "text", "US")
+    migration = logging.getLogger("alembic.runtime.migration")
+    migration.info("Context impl %s.", "SQLiteImpl")
+    migration.info("Will assume %s DDL.", "non-transactional")
+    migration.info("Running upgrade %s -> %s, %s", "0004", "0005", "hold tips")
+    logged = capsys.readouterr().err
+    assert "Running upgrade 0004 -> 0005, hold tips" in logged
+    assert ("Context impl SQLiteImpl." in logged) is housekeeping_shown
+    assert ("Will assume non-transactional DDL." in logged) is housekeeping_shown
 
 
 def test_one_stored_number_is_masked_as_in_text_even_one_the_matcher_misses() -> None:
