@@ -112,10 +112,10 @@ class _TimedProgress:
         await self._progress.dial_slot()
         self._out_at = time.monotonic()
 
-    def answered(self, dialog: Mapping[str, Any]) -> None:
+    async def answered(self, dialog: Mapping[str, Any]) -> None:
         if self._out_at is not None:
             self._observe(time.monotonic() - self._out_at)
-        self._progress.answered(dialog)
+        await self._progress.answered(dialog)
 
     @property
     def withdrawn(self) -> asyncio.Event:

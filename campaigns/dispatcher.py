@@ -57,6 +57,10 @@ CRM_DECLINED = "not wanted by the CRM"  # how the reason of a job the CRM called
 # A call that wakes later than this after its slot takes a fresh one: half of the budget's
 # lateness allowance (campaigns/dial_budget.py), the rest is the way to the far end.
 MAX_DIAL_LATENESS_S = 0.05
+# How long an answered call waits for its dialog to be stored before the backend confirms the
+# answer (SIP: the ACK; telephony.sip.outbound bounds it again): a slow database costs the
+# client a moment of silence, never the call.
+DIALOG_STORE_WAIT_S = 1.5
 
 
 @dataclass(frozen=True)
@@ -119,13 +123,16 @@ class RunningCall:
             slot = await until_stored(dispatcher._run_blocking, "a fresh dial slot",
                                       dispatcher._fresh_slot)
 
-    def answered(self, dialog: Mapping[str, Any]) -> None:
-        self._store("dialog", self.dispatcher._store_dialog, dict(dialog))
+    async def answered(self, dialog: Mapping[str, Any]) -> None:
+        """Store the dialog; return once it is stored, or after DIALOG_STORE_WAIT_S while the
+        database fails (storing goes on, with retries)."""
+        stored = self._store("dialog", self.dispatcher._store_dialog, dict(dialog))
+        await asyncio.wait({stored}, timeout=DIALOG_STORE_WAIT_S)
 
     def recorded(self, result: FlowResult, value: int | None) -> None:
         self._store("answer", self.dispatcher._store_answer, result, value)
 
-    def _store(self, what: str, func: Callable[..., None], *args: Any) -> None:
+    def _store(self, what: str, func: Callable[..., None], *args: Any) -> "asyncio.Task[None]":
         claimed = self.claimed
         task = self.dispatcher._tasks.spawn(
             until_stored(self.dispatcher._run_blocking, f"{what} of job {claimed.job_id}",
@@ -133,6 +140,7 @@ class RunningCall:
             kind="store-" + what, name=f"store-{what}-{claimed.job_id}",
         )
         self.pending.append(task)
+        return task
 
     async def stored(self) -> None:
         await asyncio.gather(*self.pending, return_exceptions=True)

@@ -33,8 +33,8 @@ class CallReport:
 
 class CallProgress(Protocol):
     """The call's pacing, and what a backend reports while the call is still up, for
-    campaigns to store at once (`answered` and `recorded` return immediately: storing happens
-    in the background, the call goes on).
+    campaigns to store at once (`recorded` returns immediately: storing happens in the
+    background, the call goes on; `answered` waits, briefly, for the dialog to be stored).
 
     `withdrawn` is set when the call is no longer wanted (the client paid meanwhile): a backend
     cancels a call not yet answered (outcome `CANCELLED`) and lets an answered one finish."""
@@ -46,8 +46,11 @@ class CallProgress(Protocol):
         """Wait for this call's place in the shared calls-per-second budget; the backend calls
         it right before the call goes out (after any preparation), so lateness stays small."""
 
-    def answered(self, dialog: Mapping[str, Any]) -> None:
-        """The call was answered; `dialog` (JSON) is what `end_orphan` needs to hang it up."""
+    async def answered(self, dialog: Mapping[str, Any]) -> None:
+        """The call was answered; `dialog` (JSON) is what `end_orphan` needs to hang it up.
+        A backend awaits it before it confirms the answer (SIP: before the ACK), so a call
+        the far end sees as up has its dialog stored; it returns once the dialog is stored or,
+        when the database is slow, after a short bound (storing goes on in the background)."""
 
     def recorded(self, result: FlowResult, value: int | None) -> None:
         """The flow recorded a result (a score, a menu choice, no input ...)."""

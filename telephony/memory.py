@@ -83,7 +83,7 @@ class MemoryBackend:
             return CallReport(Outcome.CANCELLED, 487, call_id, detail="withdrawn while ringing")
         if script.outcome is not Outcome.ANSWERED:
             return CallReport(script.outcome, script.sip_status, call_id)
-        progress.answered({"call_id": call_id, "job_id": call.job_id})
+        await progress.answered({"call_id": call_id, "job_id": call.job_id})
         if script.result is not None:
             progress.recorded(script.result, script.value)
         if script.hangs:

@@ -68,12 +68,11 @@ class SipBackend:
         prompts = await self._render(session)  # rendered ahead: found in the cache
         await progress.dial_slot()
         result = await self._ua.call(self.target(call.phone), ring_timeout=self._ring_timeout_s,
-                                     abort=progress.withdrawn)
+                                     abort=progress.withdrawn, on_answer=progress.answered)
         if result.call is None:
             return CallReport(result.outcome, result.sip_status, result.call_id,
                               detail=result.reason)
         result.call.limit_hold(self._max_hold_s)
-        progress.answered(result.call.dialog_state())
 
         def store(answer: Result) -> None:
             progress.recorded(answer.outcome, answer.value)

@@ -4,15 +4,16 @@ provisional response; Timer B decides before one), early answers, ACK for 2xx.""
 import asyncio
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Literal
+from typing import Any, Literal
 
 from telephony.line import EndReason
 from telephony.outcomes import Outcome, outcome_for_status
 from telephony.sip.call import Call
 from telephony.sip.dialog import Dialog
+from telephony.sip.dialog_state import DialogState
 from telephony.sip.digest import AuthError, authorization, choose_challenge
 from telephony.sip.endpoint import Address, Exchange, random_token
 from telephony.sip.errors import CallError
@@ -33,6 +34,13 @@ _RESERVED_HEADERS = frozenset(
 )
 Headers = Sequence[tuple[str, str]]
 MAX_EARLY_DIALOGS = 16  # forks whose early SDP we keep for a 2xx without one
+# How long the ACK of an answer we keep may wait for `on_answer` (storing the dialog). The far
+# end retransmits its 2xx until it gets the ACK, for 64*T1 = 32 s; the client hears silence
+# meanwhile, so the wait stays short, and the call goes on when it runs out.
+ON_ANSWER_TIMEOUT_S = 2.0
+
+# Called with the answered call's `DialogState.to_json()` before the ACK goes out.
+AnswerHook = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 @dataclass
@@ -123,8 +131,10 @@ class OutboundCall:
         caller_id: str | None,
         ring_timeout: float,
         headers: Headers = (),
+        on_answer: AnswerHook | None = None,
     ) -> None:
         check_custom_headers(headers)
+        self._on_answer = on_answer
         self._stack = stack
         self._media = media
         self._target = target
@@ -296,6 +306,21 @@ class OutboundCall:
         self._stack.endpoint.send_request(cancel, attempt.destination)
         attempt.cancel_deadline = self._stack.endpoint.now + self._stack.config.timers.timeout
 
+    async def _answer_noted(self, dialog: Dialog) -> None:
+        """Run `on_answer` (at most ON_ANSWER_TIMEOUT_S) before the ACK: a process that dies
+        before it finished never ACKs, and the far end drops the call by itself (Timer H), so
+        every call it ACKed can be hung up by a successor from what `on_answer` stored."""
+        if self._on_answer is None:
+            return
+        try:
+            await asyncio.wait_for(self._on_answer(DialogState.of(dialog).to_json()),
+                                   ON_ANSWER_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("call %s: the answer was not noted within %.0f s; ACK anyway",
+                        dialog.call_id, ON_ANSWER_TIMEOUT_S)
+        except Exception:  # a failing hook must not lose the call
+            log.exception("call %s: noting the answer failed; ACK anyway", dialog.call_id)
+
     async def _answered(
         self,
         attempt: _Attempt,
@@ -307,6 +332,9 @@ class OutboundCall:
         loop = asyncio.get_running_loop()
         stack = self._stack
         dialog = Dialog.from_uac(attempt.invite, response)
+        given_up = attempt.cancel_sent or attempt.cancel_reason is Outcome.CANCELLED
+        if not given_up:
+            await self._answer_noted(dialog)
         ack = dialog.new_request("ACK", stack.endpoint.via(), cseq=attempt.invite.cseq[0])
         ack_destination = await stack.resolve(dialog.next_hop())
         stack.endpoint.send_stateless(ack.to_bytes(), ack_destination)
@@ -315,7 +343,7 @@ class OutboundCall:
         stack.dialogs[dialog.key] = call
         setup_s = loop.time() - started
         call_id = attempt.invite.call_id
-        if attempt.cancel_sent or attempt.cancel_reason is Outcome.CANCELLED:  # too late for us
+        if given_up:  # answered too late for us
             await call.hangup()
             reason = "answered after CANCEL" if attempt.cancel_sent else "answered after we gave up"
             return CallResult(attempt.given_up_as, response.status, reason, call_id, setup_s)

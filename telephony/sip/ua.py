@@ -22,7 +22,7 @@ from telephony.sip.inbound import IncomingCall, IncomingQueue
 from telephony.sip.media import MediaEngine
 from telephony.sip.message import Request, Response
 from telephony.sip.orphans import OrphanEnded, end_orphan
-from telephony.sip.outbound import CallResult, OutboundCall
+from telephony.sip.outbound import AnswerHook, CallResult, OutboundCall
 from telephony.sip.registration import Registration
 from telephony.sip.stack import ALLOW, Stack
 from telephony.sip.transaction import ServerTransaction
@@ -135,14 +135,17 @@ class SipUserAgent:
         ring_timeout: float = 30.0,
         headers: Sequence[tuple[str, str]] = (),
         abort: asyncio.Event | None = None,
+        on_answer: AnswerHook | None = None,
     ) -> CallResult:
         """Place a call; an answered call comes back in `result.call`, ready to play.
         Setting `abort` before the answer gives the attempt up (CANCEL once it rings; outcome
         `cancelled`); set before the INVITE went out, none goes out; after the answer it
-        changes nothing."""
+        changes nothing. `on_answer` gets the dialog's state (`Call.dialog_state()`) before
+        the ACK goes out, to store it for a successor (see `OutboundCall`)."""
         attempt = OutboundCall(
             self.stack, self.media, self.stack.target_uri(target),
             caller_id=caller_id, ring_timeout=ring_timeout, headers=headers,
+            on_answer=on_answer,
         )
         if self._stopping or (abort is not None and abort.is_set()):
             attempt.abort()

@@ -24,8 +24,9 @@ from campaigns.models import CallAttempt, CallbackTask, DialBudget, Job, JobStat
 from infra.db import transaction, utcnow
 from infra.tasks import TaskSupervisor
 from ivr.results import FlowResult
-from telephony.backend import FlowCall
+from telephony.backend import CallProgress, CallReport, FlowCall
 from telephony.memory import MemoryBackend, Scripted
+from telephony.outcomes import Outcome
 from tests.integration.test_survey_jobs import (
     Clock,
     completed,
@@ -194,6 +195,41 @@ async def test_a_crash_before_the_answer_follows_the_retry_policy(
         stored = session.get_one(Job, job.id)
         assert stored.status == JobStatus.PENDING
         assert stored.not_before == clock.at + timedelta(minutes=1)
+
+
+class NotingBackend:
+    """Answers, and looks in the database the moment `progress.answered` returned: where a
+    SIP backend sends its ACK."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+        self.stored_when_answered: list[object] = []
+
+    async def prepare(self, call: FlowCall) -> None:
+        return None
+
+    async def run(self, call: FlowCall, progress: CallProgress) -> CallReport:
+        await progress.dial_slot()
+        await progress.answered({"call_id": "call-1", "job_id": call.job_id})
+        with transaction(self.sessions) as session:
+            self.stored_when_answered.append(session.scalars(select(CallAttempt.dialog)).one())
+        return CallReport(Outcome.ANSWERED, 200, "call-1", FlowResult.SCORE, 4)
+
+    async def end_orphan(self, dialog: object) -> bool:
+        return True
+
+
+async def test_an_answered_calls_dialog_is_stored_before_the_answer_is_confirmed(
+    sessions: sessionmaker[Session],
+) -> None:
+    clock = Clock(moscow("2026-11-24T12:00"))
+    job = new_job(sessions, make_surveys(clock), completed(clock.at - timedelta(minutes=30)))
+    backend = NotingBackend(sessions)
+    d, tasks = make_dispatcher(sessions, clock, backend)
+    assert await d.tick() == 1
+    await wait_for(sessions, lambda s: s.get_one(Job, job.id).status == JobStatus.COMPLETED)
+    assert backend.stored_when_answered == [{"call_id": "call-1", "job_id": job.id}]
+    await tasks.cancel_all()
 
 
 async def test_one_call_to_a_client_at_a_time(sessions: sessionmaker[Session]) -> None:

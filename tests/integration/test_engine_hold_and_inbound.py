@@ -50,7 +50,7 @@ class Progress:
     async def dial_slot(self) -> None:
         return None  # no rate budget here: dial at once
 
-    def answered(self, dialog: Mapping[str, Any]) -> None:
+    async def answered(self, dialog: Mapping[str, Any]) -> None:
         self.answered_with = dialog
 
     def recorded(self, result: str, value: int | None) -> None:

@@ -349,3 +349,49 @@ async def test_two_runs_never_repeat_call_ids_tags_or_branches(
             ids["branch"].append(re.findall(r"branch=([^;\s]+)", header(message, "Via"))[0])
     for kind, values in ids.items():
         assert len(values) == 4 and len(set(values)) == 4, (kind, values)
+
+
+# --- 9. the answer is noted before the ACK -------------------------------------------------------
+
+
+async def test_the_dialog_is_handed_over_before_the_ack_goes_out(
+    sipp: SippFactory, rtp_ports: PortBlock
+) -> None:
+    callee = sipp("uas_answer_then_bye", service="noted", calls=1, start=True)
+    trace: Trace = []
+    noted: list[dict[str, object]] = []
+    acks_when_noted: list[int] = []
+
+    async def note(dialog: dict[str, object]) -> None:
+        await asyncio.sleep(0.3)  # a database write; an early ACK would be out by now
+        acks_when_noted.append(len(sent(trace, r"^ACK ")))
+        noted.append(dialog)
+
+    async with user_agent(rtp_ports, trace=trace) as ua:
+        result = await ua.call(f"sip:noted@127.0.0.1:{callee.port}", ring_timeout=10,
+                               on_answer=note)
+        assert result.outcome is Outcome.ANSWERED and result.call is not None
+        assert acks_when_noted == [0]  # nothing confirmed the answer before it was noted
+        assert len(sent(trace, r"^ACK ")) == 1
+        assert noted == [result.call.dialog_state()]  # what a successor needs to send BYE
+        await result.call.ended.wait()
+    assert callee.wait(15) == EXIT_ALL_OK, callee.describe()
+
+
+@pytest.mark.parametrize("failure", ["hangs", "raises"])
+async def test_a_failing_answer_hook_never_loses_the_call(
+    sipp: SippFactory, rtp_ports: PortBlock, failure: str
+) -> None:
+    callee = sipp("uas_answer_then_bye", service="hook", calls=1, start=True)
+
+    async def note(dialog: dict[str, object]) -> None:
+        if failure == "raises":
+            raise RuntimeError("the database is gone")
+        await asyncio.Event().wait()  # never returns: the engine's bound ends the wait
+
+    async with user_agent(rtp_ports) as ua:
+        result = await ua.call(f"sip:hook@127.0.0.1:{callee.port}", ring_timeout=10,
+                               on_answer=note)
+        assert result.outcome is Outcome.ANSWERED and result.call is not None
+        await result.call.ended.wait()
+    assert callee.wait(15) == EXIT_ALL_OK, callee.describe()  # ACKed, then its BYE answered

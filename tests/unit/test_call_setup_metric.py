@@ -25,7 +25,7 @@ class Progress:
     async def dial_slot(self) -> None:
         self.seen.append("slot")
 
-    def answered(self, dialog: Mapping[str, Any]) -> None:
+    async def answered(self, dialog: Mapping[str, Any]) -> None:
         self.seen.append(f"answered {dict(dialog)}")
 
     def recorded(self, result: str, value: int | None) -> None:
@@ -51,7 +51,7 @@ class Backend:
         self.clock[0] += self.ring_s
         if not self.answers:
             return CallReport(Outcome.NO_ANSWER, 487, "c1")
-        progress.answered({"call_id": "c1"})
+        await progress.answered({"call_id": "c1"})
         progress.recorded("score", 5)
         return CallReport(Outcome.ANSWERED, 200, "c1", result="score", value=5)
 
