@@ -43,6 +43,9 @@ def lock_keys(client_id: str, phone: str) -> list[str]:
     return sorted({f"client:{client_id}", f"phone:{phone}"})
 
 
+_LOCKS = ContactLock.metadata.tables[ContactLock.__tablename__]
+
+
 def _lock_upsert(
     insert: Callable[[Table], postgresql.Insert | sqlite.Insert],
 ) -> postgresql.Insert | sqlite.Insert:
@@ -57,7 +60,6 @@ def _lock_upsert(
                                set_={"key": statement.excluded.key})
 
 
-_LOCKS = ContactLock.metadata.tables[ContactLock.__tablename__]
 _LOCK_UPSERTS = {"postgresql": _lock_upsert(postgresql.insert),
                  "sqlite": _lock_upsert(sqlite.insert)}
 

@@ -11,7 +11,8 @@ changed, unless the agent is typing.
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Annotated, Any
+from enum import StrEnum
+from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
@@ -36,6 +37,7 @@ router = APIRouter(include_in_schema=False)
 Agent = Annotated[SignedIn, Depends(require_page_role(Role.SUPPORT))]
 CheckedForm = Annotated[Form, Depends(csrf_checked)]
 MAX_NOTE = 2000
+Choice = TypeVar("Choice", bound=StrEnum)
 
 
 def _actor(viewer: SignedIn) -> task_life.Actor:
@@ -163,14 +165,33 @@ def _incomplete(request: Request, viewer: SignedIn, form: Form, notice: str) -> 
                  notice=texts(viewer.person.locale)[notice])
 
 
+def _chosen(form: Form, field: str, choices: type[Choice]) -> Choice | None:
+    """The option picked in `field`, None when it is not one of `choices`."""
+    try:
+        return choices(form.get(field, ""))
+    except ValueError:
+        return None
+
+
+def _with_choice(
+    request: Request, viewer: SignedIn, form: Form, task_id: str, field: str,
+    choices: type[Choice], missing: str,
+    change: Callable[[Session, str, Choice, str | None, task_life.Actor, datetime], object],
+) -> Response:
+    """A change that takes an option picked in `field` and the optional note: 422 (`missing`)
+    without a valid option."""
+    chosen = _chosen(form, field, choices)
+    if chosen is None:
+        return _incomplete(request, viewer, form, missing)
+    note_text = _written(form, "note") or None
+    return _act(request, viewer, form, lambda session, actor, now: change(
+        session, task_id, chosen, note_text, actor, now))
+
+
 @router.post("/support/tasks/{task_id}/attempt")
 def attempt(request: Request, task_id: str, viewer: Agent, form: CheckedForm) -> Response:
-    result = form.get("result", "")
-    if result not in AttemptResult.__members__.values():
-        return _incomplete(request, viewer, form, "choose_result")
-    note_text = _written(form, "note") or None
-    return _act(request, viewer, form, lambda session, actor, now: task_life.record_attempt(
-        session, task_id, AttemptResult(result), note_text, actor, now))
+    return _with_choice(request, viewer, form, task_id, "result", AttemptResult,
+                        "choose_result", task_life.record_attempt)
 
 
 @router.post("/support/tasks/{task_id}/cancel")
@@ -194,9 +215,5 @@ def reassign(request: Request, task_id: str, viewer: Agent, form: CheckedForm) -
 
 @router.post("/support/tasks/{task_id}/resolve")
 def resolve(request: Request, task_id: str, viewer: Agent, form: CheckedForm) -> Response:
-    outcome = form.get("outcome", "")
-    if outcome not in TaskOutcome.__members__.values():
-        return _incomplete(request, viewer, form, "choose_outcome")
-    note_text = _written(form, "note") or None
-    return _act(request, viewer, form, lambda session, actor, now: task_life.resolve(
-        session, task_id, TaskOutcome(outcome), note_text, actor, now))
+    return _with_choice(request, viewer, form, task_id, "outcome", TaskOutcome,
+                        "choose_outcome", task_life.resolve)
